@@ -1,0 +1,1 @@
+"""HTTP layer: Starlette routes built from the OpenAPI spec, validation, problem+json."""

@@ -1,0 +1,80 @@
+"""Request plumbing shared by handlers: bounded body reading, JSON in and out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.core.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
+from app.core.jsontext import dump_json
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What a handler gets: the validated parameters and body, and the services."""
+
+    request: Request
+    params: dict[str, Any]
+    body: Any
+    request_id: str
+
+    @property
+    def services(self) -> Any:
+        return self.request.app.state.services
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to exceed `limit`.
+
+    Raises:
+        BodyTooLarge: Content-Length or the bytes received exceed the limit.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes, content_type: str | None) -> Any:
+    """The JSON document in `raw`.
+
+    Raises:
+        UnsupportedMediaType: the content type is not JSON.
+        MalformedBody: the bytes are not one valid JSON document.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send the body as application/json (got {media_type or 'no content type'})"
+        )
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as fast_error:
+        # orjson refuses integers beyond 64 bits, which JSON allows; the stdlib takes them.
+        try:
+            return json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedBody(f"the body is not valid JSON: {fast_error}") from None
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dump_json(content)

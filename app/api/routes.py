@@ -1,0 +1,141 @@
+"""Routes built from the spec: each operationId maps to one handler, wrapped in validation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import resources
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.api import queues, system, tasks, work
+from app.api.http import RequestContext, parse_json, read_body
+from app.api.problems import error_response, problem_response
+from app.api.spec import Spec
+from app.api.validation import OperationValidator
+from app.core.errors import FieldError, InvalidInput, TaskgateError
+
+Handler = Callable[[RequestContext], Awaitable[Response]]
+
+log = logging.getLogger("taskgate.api")
+
+HANDLERS: dict[str, Handler] = {
+    "submitTask": tasks.submit_task,
+    "submitTaskBatch": tasks.submit_task_batch,
+    "getTask": tasks.get_task,
+    "listTasks": tasks.list_tasks,
+    "cancelTask": tasks.cancel_task,
+    "claimTasks": work.claim_tasks,
+    "heartbeatTask": work.heartbeat_task,
+    "completeTask": work.complete_task,
+    "failTask": work.fail_task,
+    "listWorkers": work.list_workers,
+    "listQueues": queues.list_queues,
+    "getQueue": queues.get_queue,
+    "configureQueue": queues.configure_queue,
+    "pauseQueue": queues.pause_queue,
+    "resumeQueue": queues.resume_queue,
+    "listDeadTasks": queues.list_dead_tasks,
+    "redriveDeadTasks": queues.redrive_dead_tasks,
+    "purgeDeadTasks": queues.purge_dead_tasks,
+    "getHealth": system.get_health,
+    "getReadiness": system.get_readiness,
+    "getMetrics": system.get_metrics,
+    "getOpenapiJson": system.get_openapi_json,
+    "getOpenapiYaml": system.get_openapi_yaml,
+    "getDocs": system.get_docs,
+}
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get("taskgate.request_id", ""))
+
+
+def _endpoint(
+    handler: Handler, validator: OperationValidator, max_body_bytes: int
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        request_id = request_id_of(request)
+        try:
+            params = validator.parameters(
+                request.path_params, request.query_params, request.headers
+            )
+            body = None
+            if validator.accepts_body:
+                raw = await read_body(request, max_body_bytes)
+                if raw:
+                    body = parse_json(raw, request.headers.get("content-type"))
+                    validator.body(body)
+                elif validator.body_required:
+                    raise InvalidInput(
+                        "a JSON body is required", [FieldError("body", "is required")]
+                    )
+            return await handler(RequestContext(request, params, body, request_id))
+        except TaskgateError as exc:
+            return error_response(exc, request_id)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id})
+            return problem_response(
+                500,
+                "internal-error",
+                "Internal server error",
+                "the server failed to handle this request; "
+                f"quote request id {request_id} when reporting it",
+                request_id,
+            )
+
+    return endpoint
+
+
+def build_routes(spec: Spec, max_body_bytes: int) -> list[BaseRoute]:
+    """One Route per spec operation, plus the docs' static assets.
+
+    Raises:
+        RuntimeError: an operation has no handler or no operationId, or a handler has no operation.
+    """
+    operations = spec.operations()
+    missing_id = [f"{op.method} {op.path}" for op in operations if not op.operation_id]
+    ids = {op.operation_id for op in operations}
+    without_handler = sorted(ids - HANDLERS.keys())
+    without_operation = sorted(HANDLERS.keys() - ids)
+    if missing_id or without_handler or without_operation:
+        raise RuntimeError(
+            f"spec and handlers disagree: operations without operationId {missing_id}, "
+            f"without handler {without_handler}, handlers without operation {without_operation}"
+        )
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    for op in operations:
+        validator = OperationValidator(spec, op)
+        by_path.setdefault(op.path, {})[op.method] = _endpoint(
+            HANDLERS[op.operation_id], validator, max_body_bytes
+        )
+    routes: list[BaseRoute] = [
+        Route(path, _dispatch(methods), methods=list(methods)) for path, methods in by_path.items()
+    ]
+    assets = resources.files("swagger_ui") / "static"
+    routes.append(Route("/docs/init.js", _static_handler(system.get_docs_init), methods=["GET"]))
+    routes.append(Mount("/docs/static", app=StaticFiles(directory=str(assets)), name="docs-static"))
+    return routes
+
+
+def _dispatch(
+    methods: dict[str, Callable[[Request], Awaitable[Response]]],
+) -> Callable[[Request], Awaitable[Response]]:
+    if len(methods) == 1:
+        return next(iter(methods.values()))
+
+    async def by_method(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await methods[method](request)
+
+    return by_method
+
+
+def _static_handler(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await handler(RequestContext(request, {}, None, request_id_of(request)))
+
+    return endpoint

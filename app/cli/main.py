@@ -1,0 +1,59 @@
+"""`taskgate` entry point: serve and migrate (more commands arrive with the operate issue)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from app import __version__
+from app.cli.options import add_settings_flags, settings_from_args
+from app.core.errors import StoreError
+from app.settings import SettingsError
+from app.store.migrate import migrate_sqlite
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskgate", description="HTTP-only task platform.")
+    parser.add_argument("--version", action="version", version=f"taskgate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="apply migrations and serve the HTTP API",
+        description="Apply migrations, then serve the HTTP API. Every flag falls back to its "
+        "TASKGATE_* environment variable, then to the config file.",
+    )
+    add_settings_flags(serve)
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply database migrations and exit",
+        description="Bring the database to the latest schema.",
+    )
+    add_settings_flags(migrate, names=("database",))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except SettingsError as exc:
+        parser.error(str(exc))
+    try:
+        if args.command == "serve":
+            from app.cli.serve import serve
+
+            serve(settings)
+        elif args.command == "migrate":
+            report = migrate_sqlite(settings.database_path)
+            applied = ", ".join(report.applied) or "nothing (already up to date)"
+            print(f"{settings.database_path}: applied {applied}")
+    except StoreError as exc:
+        print(f"taskgate: {exc.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

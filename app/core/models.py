@@ -1,0 +1,198 @@
+"""Domain records: tasks, queues, policies and workers, as the store hands them back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+
+class Priority(IntEnum):
+    """Claim order: lower value is claimed first."""
+
+    high = 0
+    normal = 1
+    low = 2
+
+
+class TaskState(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    dead = "dead"
+    cancelled = "cancelled"
+
+
+TERMINAL_STATES = frozenset({TaskState.succeeded, TaskState.dead, TaskState.cancelled})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff: initial · factor^(n-1), capped, optionally with full jitter."""
+
+    initial_delay_seconds: float = 1.0
+    factor: float = 2.0
+    max_delay_seconds: float = 300.0
+    jitter: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """A queue's effective defaults for its tasks."""
+
+    max_attempts: int
+    retry: RetryPolicy
+    lease_seconds: int
+    retention_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOverrides:
+    """What a queue sets itself; None means the server default."""
+
+    max_attempts: int | None = None
+    retry: RetryPolicy | None = None
+    lease_seconds: int | None = None
+    retention_seconds: int | None = None
+
+    def apply_to(self, defaults: QueueConfig) -> QueueConfig:
+        """The effective configuration over the server defaults."""
+        return QueueConfig(
+            max_attempts=self.max_attempts or defaults.max_attempts,
+            retry=self.retry or defaults.retry,
+            lease_seconds=self.lease_seconds or defaults.lease_seconds,
+            retention_seconds=(
+                defaults.retention_seconds
+                if self.retention_seconds is None
+                else self.retention_seconds
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """A failure reported for one attempt."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A validated submission, before the store fills in queue defaults."""
+
+    id: str
+    queue: str
+    type: str
+    payload_json: str
+    priority: Priority
+    run_at_ms: int
+    max_attempts: int | None
+    retry: RetryPolicy | None
+    lease_seconds: int | None
+    idempotency_key: str | None
+    request_hash: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task as stored. JSON fields stay JSON text until rendered."""
+
+    id: str
+    queue: str
+    type: str
+    payload_json: str
+    priority: Priority
+    state: TaskState
+    attempts: int
+    max_attempts: int
+    retry: RetryPolicy | None
+    lease_seconds: int
+    run_at_ms: int
+    created_at_ms: int
+    updated_at_ms: int
+    started_at_ms: int | None
+    finished_at_ms: int | None
+    lease_token: str | None
+    lease_expires_at_ms: int | None
+    worker_id: str | None
+    cancel_requested: bool
+    result_json: str | None
+    errors_json: str
+    idempotency_key: str | None
+    tags: tuple[str, ...]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    """A submitted task and whether it was created now (False: idempotent replay)."""
+
+    task: Task
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatOutcome:
+    task: Task
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    due: int = 0
+    scheduled: int = 0
+    running: int = 0
+    succeeded: int = 0
+    dead: int = 0
+    cancelled: int = 0
+
+    @property
+    def queued(self) -> int:
+        return self.due + self.scheduled
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue with its live stats."""
+
+    name: str
+    paused: bool
+    pause_reason: str | None
+    overrides: QueueOverrides
+    config: QueueConfig
+    counts: QueueCounts
+    oldest_due_age_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLease:
+    task_id: str
+    queue: str
+    expires_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker as seen through its claims and heartbeats."""
+
+    id: str
+    first_seen_at_ms: int
+    last_seen_at_ms: int
+    queues: tuple[str, ...]
+    leases: tuple[WorkerLease, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """Filters for listing tasks; `before_id` is the cursor (newest first)."""
+
+    queue: str | None = None
+    state: TaskState | None = None
+    type: str | None = None
+    tag: str | None = None
+    before_id: str | None = None
+    limit: int = 100

@@ -1,0 +1,165 @@
+"""create_app(settings): wires the store, services, routes and background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.middleware import RequestIdMiddleware
+from app.api.problems import problem_response
+from app.api.routes import build_routes, request_id_of
+from app.api.spec import load_spec
+from app.api.validation import item_validator
+from app.core.clock import Clock, SystemClock
+from app.core.models import QueueConfig, RetryPolicy
+from app.resources import openapi_path
+from app.service.queues import QueueService
+from app.service.sweeper import Sweeper
+from app.service.tasks import TaskLimits, TaskService
+from app.service.waiters import Waiters
+from app.settings import Settings
+from app.store.base import Store
+from app.store.sqlite import SqliteOptions, SqliteStore
+
+log = logging.getLogger("taskgate")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    tasks: TaskService
+    queues: QueueService
+
+
+def queue_defaults(settings: Settings) -> QueueConfig:
+    """The server-wide defaults that queues and tasks inherit."""
+    return QueueConfig(
+        max_attempts=settings.default_max_attempts,
+        retry=RetryPolicy(
+            initial_delay_seconds=settings.default_retry_initial_seconds,
+            factor=settings.default_retry_factor,
+            max_delay_seconds=settings.default_retry_max_seconds,
+            jitter=settings.default_retry_jitter,
+        ),
+        lease_seconds=settings.default_lease_seconds,
+        retention_seconds=settings.retention_seconds,
+    )
+
+
+def build_store(settings: Settings) -> Store:
+    """The store named by the settings (SQLite; PostgreSQL arrives with its own issue)."""
+    return SqliteStore(
+        SqliteOptions(
+            path=settings.database_path,
+            durability=settings.durability,
+            busy_timeout_ms=settings.busy_timeout_ms,
+        ),
+        defaults=queue_defaults(settings),
+        idempotency_window_ms=settings.idempotency_window_seconds * 1000,
+        rng=random.Random(),
+    )
+
+
+def _problem_for_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = {
+        404: f"no route for {request.url.path}; see /docs for the API",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    return problem_response(
+        exc.status_code,
+        slug,
+        str(exc.detail),
+        detail,
+        request_id_of(request),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+def _chain_sigterm(on_term: Any) -> Any:
+    """Call `on_term` when SIGTERM/SIGINT arrives, then the server's own handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: Any) -> None:
+        on_term()
+        chained = previous.get(signal.Signals(signum))
+        if callable(chained):
+            chained(signum, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    return previous
+
+
+def create_app(
+    settings: Settings, clock: Clock | None = None, store: Store | None = None
+) -> Starlette:
+    """The ASGI app. The database must already be migrated (`taskgate migrate`)."""
+    clock = clock or SystemClock()
+    spec = load_spec(openapi_path())
+    store = store or build_store(settings)
+    waiters = Waiters()
+    services = Services(
+        tasks=TaskService(
+            store, waiters, clock, TaskLimits(long_poll_max_s=settings.long_poll_max_seconds)
+        ),
+        queues=QueueService(store, waiters, clock),
+    )
+    sweeper = Sweeper(store, waiters, clock, settings.worker_retention_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        loop = asyncio.get_running_loop()
+        previous_handlers = _chain_sigterm(lambda: loop.call_soon_threadsafe(waiters.close))
+        background = [
+            asyncio.create_task(
+                sweeper.run(settings.sweep_interval_seconds, settings.retention_interval_seconds)
+            ),
+            asyncio.create_task(
+                waiters.watch_changes(store.change_marker, settings.wake_poll_seconds)
+            ),
+        ]
+        log.info("taskgate ready", extra={"database": str(settings.database_path)})
+        try:
+            yield
+        finally:
+            waiters.close()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if previous_handlers:
+                for sig, handler in previous_handlers.items():
+                    signal.signal(sig, handler)
+            await store.close()
+
+    app = Starlette(
+        routes=build_routes(spec, settings.max_body_bytes),
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={HTTPException: _problem_for_http_exception},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.spec = spec
+    app.state.store = store
+    app.state.services = services
+    app.state.sweeper = sweeper
+    app.state.waiters = waiters
+    app.state.task_submit_validator = item_validator(spec, "TaskSubmit")
+    return app

@@ -1,0 +1,1 @@
+"""Use-cases: apply core rules and persist through the Store; no HTTP, no SQL."""

@@ -1,0 +1,199 @@
+"""Task use-cases: submit, read, cancel, claim (long-poll), heartbeat, complete, fail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.clock import Clock
+from app.core.errors import NotFound, TaskgateError
+from app.core.models import ErrorReport, SubmitOutcome, Task, TaskFilter
+from app.service.submission import build_new_task
+from app.service.waiters import Waiters, queue_key, task_key
+from app.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLimits:
+    """Bounds the service enforces whatever the request asks for."""
+
+    long_poll_max_s: float = 25.0
+
+
+class TaskService:
+    """The task lifecycle over a Store, with in-process wake-ups."""
+
+    def __init__(self, store: Store, waiters: Waiters, clock: Clock, limits: TaskLimits) -> None:
+        self._store = store
+        self._waiters = waiters
+        self._clock = clock
+        self._limits = limits
+
+    # -- producers ------------------------------------------------------------------
+
+    async def submit(
+        self, queue: str, body: Mapping[str, Any], header_key: str | None
+    ) -> SubmitOutcome:
+        """Create one task (or return the original on an idempotent replay).
+
+        Raises:
+            InvalidInput, IdempotencyMismatch, StoreError.
+        """
+        (outcome,) = await self.submit_many(queue, [body], header_key, field_prefixes=["body"])
+        if isinstance(outcome, TaskgateError):
+            raise outcome
+        return outcome
+
+    async def submit_many(
+        self,
+        queue: str,
+        bodies: Sequence[Mapping[str, Any]],
+        header_key: str | None = None,
+        *,
+        field_prefixes: Sequence[str] | None = None,
+    ) -> list[SubmitOutcome | TaskgateError]:
+        """Create tasks each on its own; one outcome per body, one commit for all.
+
+        `field_prefixes` names each body in error messages (default `body.tasks[i]`).
+        """
+        now_ms = self._clock.now_ms()
+        prepared: list[Any] = []
+        for index, body in enumerate(bodies):
+            prefix = field_prefixes[index] if field_prefixes else f"body.tasks[{index}]"
+            try:
+                prepared.append(build_new_task(queue, body, header_key, now_ms, prefix))
+            except TaskgateError as exc:
+                prepared.append(exc)
+        new_tasks = [item for item in prepared if not isinstance(item, TaskgateError)]
+        stored = iter(await self._store.submit(new_tasks, now_ms) if new_tasks else [])
+        outcomes = [item if isinstance(item, TaskgateError) else next(stored) for item in prepared]
+        if any(isinstance(o, SubmitOutcome) and o.created for o in outcomes):
+            self._waiters.notify(queue_key(queue))
+        return outcomes
+
+    async def get(self, task_id: str, wait_s: float = 0.0) -> Task:
+        """The task; with `wait_s`, waits until it finishes or the wait runs out.
+
+        Raises:
+            NotFound: no such task.
+        """
+        deadline = asyncio.get_running_loop().time() + min(wait_s, self._limits.long_poll_max_s)
+        while True:
+            task = await self._store.get_task(task_id)
+            if task is None:
+                raise NotFound(f"task {task_id!r} does not exist")
+            remaining = deadline - asyncio.get_running_loop().time()
+            if task.is_terminal or remaining <= 0 or self._waiters.closing:
+                return task
+            await self._waiters.wait(task_key(task_id), remaining)
+
+    async def list_page(self, task_filter: TaskFilter) -> tuple[list[Task], str | None]:
+        """A page of tasks and the cursor of the next page (None on the last)."""
+        page = await self._store.list_tasks(
+            TaskFilter(
+                queue=task_filter.queue,
+                state=task_filter.state,
+                type=task_filter.type,
+                tag=task_filter.tag,
+                before_id=task_filter.before_id,
+                limit=task_filter.limit + 1,
+            )
+        )
+        if len(page) > task_filter.limit:
+            page = page[: task_filter.limit]
+            return page, page[-1].id
+        return page, None
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a queued task at once; ask a running task's worker to stop.
+
+        Raises:
+            NotFound, Conflict (already finished).
+        """
+        task = await self._store.cancel(task_id, self._clock.now_ms())
+        self._waiters.notify(task_key(task_id))
+        return task
+
+    # -- workers --------------------------------------------------------------------
+
+    async def claim(
+        self,
+        queue: str,
+        worker_id: str,
+        max_tasks: int,
+        wait_s: float,
+        lease_seconds: int | None,
+        types: Sequence[str] | None,
+    ) -> list[Task]:
+        """Lease due tasks, long-polling up to `wait_s` (capped) when none is due."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait_s, self._limits.long_poll_max_s)
+        while True:
+            tasks = await self._store.claim(
+                queue, worker_id, max_tasks, lease_seconds, types, self._clock.now_ms()
+            )
+            if tasks or self._waiters.closing:
+                return tasks
+            if not await self._wait_for_due(queue, deadline):
+                return []
+
+    async def _wait_for_due(self, queue: str, deadline: float) -> bool:
+        """Wait until a task of `queue` may be due; False when the deadline passed first."""
+        loop = asyncio.get_running_loop()
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._waiters.closing:
+                return False
+            next_due_ms = await self._store.next_due_ms(queue)
+            now_ms = self._clock.now_ms()
+            if next_due_ms is not None and next_due_ms <= now_ms:
+                return True
+            timeout = remaining
+            if next_due_ms is not None:
+                timeout = min(timeout, (next_due_ms - now_ms) / 1000)
+            await self._waiters.wait(queue_key(queue), timeout)
+            if next_due_ms is not None and self._clock.now_ms() >= next_due_ms:
+                return True
+
+    async def heartbeat(self, task_id: str, lease_token: str, lease_seconds: int | None) -> Task:
+        """Extend the lease.
+
+        Raises:
+            NotFound, LeaseLost.
+        """
+        return await self._store.heartbeat(
+            task_id, lease_token, lease_seconds, self._clock.now_ms()
+        )
+
+    async def complete(self, task_id: str, lease_token: str, result_json: str) -> Task:
+        """Record the result.
+
+        Raises:
+            NotFound, LeaseLost.
+        """
+        task = await self._store.complete(task_id, lease_token, result_json, self._clock.now_ms())
+        self._waiters.notify(task_key(task_id))
+        return task
+
+    async def fail(
+        self,
+        task_id: str,
+        lease_token: str,
+        error: ErrorReport,
+        retry: bool,
+        retry_after_s: float | None,
+    ) -> Task:
+        """End the attempt with an error; retried with backoff or dead.
+
+        Raises:
+            NotFound, LeaseLost.
+        """
+        retry_after_ms = None if retry_after_s is None else round(retry_after_s * 1000)
+        task = await self._store.fail(
+            task_id, lease_token, error, retry, retry_after_ms, self._clock.now_ms()
+        )
+        self._waiters.notify(task_key(task_id))
+        self._waiters.notify(queue_key(task.queue))
+        return task

@@ -1,0 +1,185 @@
+"""One frozen Settings, built once from defaults, a config file, TASKGATE_* and CLI flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class SettingsError(ValueError):
+    """A setting has a value taskgate cannot use; the message says which and why."""
+
+
+def _setting(
+    default: Any, help: str, *, choices: tuple[str, ...] = (), minimum: float | None = None
+) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the server. Environment: TASKGATE_<NAME in upper case>."""
+
+    database: str = _setting("taskgate.db", "SQLite database file (created on first start)")
+    host: str = _setting("127.0.0.1", "address to listen on")
+    port: int = _setting(8000, "TCP port to listen on", minimum=0)
+    workers: int = _setting(1, "server processes; more than 1 runs gunicorn", minimum=1)
+    durability: str = _setting(
+        "full",
+        "full: a 2xx survives power loss; normal: survives a process crash",
+        choices=("full", "normal"),
+    )
+    busy_timeout_ms: int = _setting(
+        10_000, "how long a write waits for another process's lock", minimum=100
+    )
+    max_body_bytes: int = _setting(
+        10 * 1024 * 1024, "largest accepted request body (bytes)", minimum=1024
+    )
+    long_poll_max_seconds: float = _setting(
+        25.0, "cap on claim wait_seconds and get ?wait=", minimum=0
+    )
+    idempotency_window_seconds: int = _setting(
+        86_400, "how long an idempotency key is remembered", minimum=1
+    )
+    default_max_attempts: int = _setting(
+        5, "attempts per task unless the task or queue says otherwise", minimum=1
+    )
+    default_lease_seconds: int = _setting(
+        60, "lease length unless the task, claim or queue says otherwise", minimum=1
+    )
+    default_retry_initial_seconds: float = _setting(1.0, "first retry delay", minimum=0)
+    default_retry_factor: float = _setting(2.0, "retry delay growth factor", minimum=1)
+    default_retry_max_seconds: float = _setting(300.0, "largest retry delay", minimum=0)
+    default_retry_jitter: bool = _setting(True, "full jitter on retry delays")
+    retention_seconds: int = _setting(
+        7 * 86_400, "keep finished tasks this long (queues may override)", minimum=0
+    )
+    sweep_interval_seconds: float = _setting(
+        1.0, "how often expired leases are collected", minimum=0.01
+    )
+    retention_interval_seconds: float = _setting(
+        60.0, "how often finished tasks past retention are deleted", minimum=0.01
+    )
+    wake_poll_seconds: float = _setting(
+        0.05, "how often to look for commits by other processes", minimum=0.001
+    )
+    worker_alive_seconds: int = _setting(
+        60, "a worker counts as alive if seen this recently", minimum=1
+    )
+    worker_retention_seconds: int = _setting(
+        86_400, "forget idle workers after this long", minimum=1
+    )
+    log_format: str = _setting("text", "log line format", choices=("text", "json"))
+    log_level: str = _setting("info", "log level", choices=("debug", "info", "warning", "error"))
+    graceful_timeout_seconds: float = _setting(
+        30.0, "how long in-flight requests get on shutdown", minimum=0
+    )
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.database).expanduser()
+
+
+ENV_PREFIX = "TASKGATE_"
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def setting_fields() -> list[Any]:
+    """The dataclass fields of Settings (for building CLI flags and help)."""
+    return list(fields(Settings))
+
+
+def _coerce(name: str, kind: Any, raw: Any) -> Any:
+    target = {"int": int, "float": float, "bool": bool, "str": str}[
+        kind if isinstance(kind, str) else kind.__name__
+    ]
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+    if target is int and isinstance(raw, float) and not raw.is_integer():
+        raise SettingsError(f"{name}: expected a whole number, got {raw!r}")
+    try:
+        return target(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}: expected {target.__name__}, got {raw!r}") from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Settings from a TOML or YAML file (a flat table of setting names).
+
+    Raises:
+        SettingsError: unreadable file, bad syntax, or not a table.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise SettingsError(f"config file {path}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path}: expected a table of settings")
+    return data
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings: defaults < config file < environment < explicit overrides.
+
+    Raises:
+        SettingsError: an unknown name or an invalid value (the message names it).
+    """
+    environ = os.environ if environ is None else environ
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    if config_file is None and environ.get(env_name("config")):
+        config_file = Path(environ[env_name("config")])
+    if config_file is not None:
+        for name, raw in read_config_file(config_file).items():
+            key = str(name).replace("-", "_")
+            if key not in known:
+                raise SettingsError(f"config file {config_file}: unknown setting {name!r}")
+            values[key] = raw
+    for name in known:
+        if env_name(name) in environ:
+            values[name] = environ[env_name(name)]
+    for name, raw in (overrides or {}).items():
+        if raw is not None:
+            values[name] = raw
+    settings = replace(
+        Settings(), **{name: _coerce(name, known[name].type, raw) for name, raw in values.items()}
+    )
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    for spec in fields(Settings):
+        value = getattr(settings, spec.name)
+        choices = spec.metadata.get("choices")
+        if choices and value not in choices:
+            raise SettingsError(f"{spec.name}: must be one of {', '.join(choices)}, got {value!r}")
+        minimum = spec.metadata.get("minimum")
+        if minimum is not None and value < minimum:
+            raise SettingsError(f"{spec.name}: must be at least {minimum}, got {value!r}")

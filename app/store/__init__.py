@@ -1,0 +1,1 @@
+"""Persistence: the Store protocol and its backends. The only layer that knows SQL."""

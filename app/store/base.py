@@ -1,0 +1,166 @@
+"""The Store protocol: everything the services need from a database backend.
+
+Backends: app/store/sqlite.py (default), app/store/postgres.py (scale-out, later).
+Every write method returns only after its commit: what it returns is durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from app.core.errors import TaskgateError
+from app.core.models import (
+    ErrorReport,
+    NewTask,
+    QueueInfo,
+    QueueOverrides,
+    SubmitOutcome,
+    Task,
+    TaskFilter,
+    WorkerInfo,
+)
+
+# Sentinel-free patch: a field name maps to its new value (None = back to the default).
+QueuePatch = dict[str, object]
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Open connections and start background threads."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending writes and release every connection."""
+        ...
+
+    async def ping(self) -> None:
+        """Raises StoreError when the database does not answer."""
+        ...
+
+    def change_marker(self) -> int:
+        """A number that changes whenever any process commits (cheap; for wake-ups)."""
+        ...
+
+    # Tasks
+    async def submit(
+        self, tasks: Sequence[NewTask], now_ms: int
+    ) -> list[SubmitOutcome | TaskgateError]:
+        """Create tasks, each on its own (per-item outcome); one commit for all."""
+        ...
+
+    async def get_task(self, task_id: str) -> Task | None:
+        """The task, or None."""
+        ...
+
+    async def list_tasks(self, task_filter: TaskFilter) -> list[Task]:
+        """Tasks matching the filter, newest first."""
+        ...
+
+    async def cancel(self, task_id: str, now_ms: int) -> Task:
+        """Cancel a queued task, or request the cancel of a running one.
+
+        Raises:
+            NotFound: no such task.
+            Conflict: the task has already finished.
+        """
+        ...
+
+    async def claim(
+        self,
+        queue: str,
+        worker_id: str,
+        max_tasks: int,
+        lease_seconds: int | None,
+        types: Sequence[str] | None,
+        now_ms: int,
+    ) -> list[Task]:
+        """Lease up to `max_tasks` due tasks in priority order (none if paused)."""
+        ...
+
+    async def heartbeat(
+        self, task_id: str, lease_token: str, lease_seconds: int | None, now_ms: int
+    ) -> Task:
+        """Extend a lease.
+
+        Raises:
+            NotFound: no such task.
+            LeaseLost: the token is not the task's current lease.
+        """
+        ...
+
+    async def complete(self, task_id: str, lease_token: str, result_json: str, now_ms: int) -> Task:
+        """Record the result; the task succeeds.
+
+        Raises:
+            NotFound: no such task.
+            LeaseLost: the token is not the task's current lease.
+        """
+        ...
+
+    async def fail(
+        self,
+        task_id: str,
+        lease_token: str,
+        error: ErrorReport,
+        retry: bool,
+        retry_after_ms: int | None,
+        now_ms: int,
+    ) -> Task:
+        """End the attempt: queued again with backoff, dead, or cancelled.
+
+        Raises:
+            NotFound: no such task.
+            LeaseLost: the token is not the task's current lease.
+        """
+        ...
+
+    async def next_due_ms(self, queue: str) -> int | None:
+        """When the queue's earliest queued task is due (None when none is queued)."""
+        ...
+
+    # Queues
+    async def get_queue(self, name: str, now_ms: int) -> QueueInfo | None:
+        """A queue with live stats, or None."""
+        ...
+
+    async def list_queues(self, now_ms: int) -> list[QueueInfo]:
+        """Every queue with live stats."""
+        ...
+
+    async def configure_queue(
+        self, name: str, overrides: QueueOverrides, fields: frozenset[str], now_ms: int
+    ) -> QueueInfo:
+        """Set the named `fields` of the queue's overrides (creating the queue)."""
+        ...
+
+    async def set_paused(
+        self, name: str, paused: bool, reason: str | None, now_ms: int
+    ) -> QueueInfo:
+        """Pause or resume a queue (creating it)."""
+        ...
+
+    async def list_dead(self, queue: str, before_id: str | None, limit: int) -> list[Task]:
+        """Dead tasks of a queue, newest first."""
+        ...
+
+    async def redrive(self, queue: str, task_ids: Sequence[str] | None, now_ms: int) -> int:
+        """Queue dead tasks again (all when `task_ids` is None); how many moved."""
+        ...
+
+    async def purge_dead(self, queue: str) -> int:
+        """Delete the queue's dead tasks; how many."""
+        ...
+
+    # Workers and upkeep
+    async def list_workers(self, limit: int) -> list[WorkerInfo]:
+        """Workers, most recently seen first, with their in-flight leases."""
+        ...
+
+    async def expire_leases(self, now_ms: int, limit: int) -> list[Task]:
+        """End attempts whose lease ran out; returns the tasks as they now are."""
+        ...
+
+    async def delete_expired(self, now_ms: int, worker_retention_ms: int, limit: int) -> int:
+        """Delete finished tasks past retention, stale idempotency keys and workers."""
+        ...

@@ -1,0 +1,203 @@
+-- Named data queries for the SQLite store. Each starts with a `-- name: NAME` line.
+-- Times are integer milliseconds; `tasks` rows are read with SELECT * / RETURNING *.
+
+-- name: queue_ensure
+INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: queue_get
+SELECT name, paused, pause_reason, overrides FROM queues WHERE name = :name;
+
+-- name: queue_list
+SELECT name, paused, pause_reason, overrides FROM queues ORDER BY name;
+
+-- name: queue_set_overrides
+UPDATE queues SET overrides = :overrides, updated_at = :now WHERE name = :name;
+
+-- name: queue_set_paused
+UPDATE queues SET paused = :paused, pause_reason = :reason, updated_at = :now WHERE name = :name;
+
+-- name: queue_counts
+SELECT state, count(*) FROM tasks WHERE queue = :queue GROUP BY state;
+
+-- name: queue_due_stats
+SELECT count(*), min(run_at) FROM tasks
+WHERE queue = :queue AND state = 'queued' AND run_at <= :now;
+
+-- name: all_queue_counts
+SELECT queue, state, count(*) FROM tasks GROUP BY queue, state;
+
+-- name: all_queue_due_stats
+SELECT queue, count(*), min(run_at) FROM tasks
+WHERE state = 'queued' AND run_at <= :now GROUP BY queue;
+
+-- name: queue_next_due
+SELECT min(next_run_at) FROM (
+    SELECT min(run_at) AS next_run_at FROM tasks WHERE queue = :queue AND state = 'queued' AND priority = 0
+    UNION ALL
+    SELECT min(run_at) FROM tasks WHERE queue = :queue AND state = 'queued' AND priority = 1
+    UNION ALL
+    SELECT min(run_at) FROM tasks WHERE queue = :queue AND state = 'queued' AND priority = 2
+);
+
+-- name: task_insert
+INSERT INTO tasks (id, queue, type, payload, priority, state, max_attempts, retry,
+                   lease_seconds, run_at, created_at, updated_at, idempotency_key, tags)
+VALUES (:id, :queue, :type, :payload, :priority, 'queued', :max_attempts, :retry,
+        :lease_seconds, :run_at, :now, :now, :idempotency_key, :tags);
+
+-- name: task_get
+SELECT * FROM tasks WHERE id = :id;
+
+-- name: task_list
+SELECT * FROM tasks
+WHERE (:queue IS NULL OR queue = :queue)
+  AND (:state IS NULL OR state = :state)
+  AND (:type IS NULL OR type = :type)
+  AND (:tag IS NULL OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = :tag))
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: dead_list
+SELECT * FROM tasks
+WHERE queue = :queue AND state = 'dead' AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: idempotency_get
+SELECT task_id, request_hash, expires_at FROM idempotency_keys WHERE queue = :queue AND key = :key;
+
+-- name: idempotency_put
+INSERT INTO idempotency_keys (queue, key, task_id, request_hash, expires_at)
+VALUES (:queue, :key, :task_id, :request_hash, :expires_at)
+ON CONFLICT (queue, key) DO UPDATE SET
+    task_id = excluded.task_id,
+    request_hash = excluded.request_hash,
+    expires_at = excluded.expires_at;
+
+-- name: claim
+-- One ordered index walk per priority; the outer LIMIT stops the walk early.
+UPDATE tasks
+SET state = 'running',
+    attempts = attempts + 1,
+    lease_token = 'lt_' || lower(hex(randomblob(16))),
+    lease_expires_at = :now + 1000 * coalesce(:lease_seconds, lease_seconds),
+    lease_seconds = coalesce(:lease_seconds, lease_seconds),
+    worker_id = :worker_id,
+    started_at = :now,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id FROM tasks
+        WHERE queue = :queue AND state = 'queued' AND priority = 0 AND run_at <= :now
+          AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+        ORDER BY run_at, id LIMIT :limit)
+    UNION ALL
+    SELECT id FROM (
+        SELECT id FROM tasks
+        WHERE queue = :queue AND state = 'queued' AND priority = 1 AND run_at <= :now
+          AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+        ORDER BY run_at, id LIMIT :limit)
+    UNION ALL
+    SELECT id FROM (
+        SELECT id FROM tasks
+        WHERE queue = :queue AND state = 'queued' AND priority = 2 AND run_at <= :now
+          AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+        ORDER BY run_at, id LIMIT :limit)
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: task_heartbeat
+UPDATE tasks
+SET lease_expires_at = :now + 1000 * coalesce(:lease_seconds, lease_seconds), updated_at = :now
+WHERE id = :id AND state = 'running' AND lease_token = :lease_token
+RETURNING *;
+
+-- name: task_complete
+UPDATE tasks
+SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :lease_token
+RETURNING *;
+
+-- name: task_leased
+SELECT * FROM tasks WHERE id = :id AND state = 'running' AND lease_token = :lease_token;
+
+-- name: task_end_attempt
+-- A failed or expired attempt: queued again (with run_at), dead, or cancelled.
+UPDATE tasks
+SET state = :state,
+    run_at = coalesce(:run_at, run_at),
+    finished_at = CASE WHEN :state = 'queued' THEN NULL ELSE :now END,
+    errors = :errors,
+    updated_at = :now,
+    lease_token = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :lease_token
+RETURNING *;
+
+-- name: task_cancel_queued
+UPDATE tasks SET state = 'cancelled', finished_at = :now, updated_at = :now
+WHERE id = :id AND state = 'queued'
+RETURNING *;
+
+-- name: task_request_cancel
+UPDATE tasks SET cancel_requested = 1, updated_at = :now
+WHERE id = :id AND state = 'running'
+RETURNING *;
+
+-- name: dead_redrive
+UPDATE tasks
+SET state = 'queued', attempts = 0, run_at = :now, finished_at = NULL, updated_at = :now,
+    cancel_requested = 0, worker_id = NULL
+WHERE queue = :queue AND state = 'dead'
+  AND (:task_ids IS NULL OR id IN (SELECT value FROM json_each(:task_ids)));
+
+-- name: dead_purge
+DELETE FROM tasks WHERE queue = :queue AND state = 'dead';
+
+-- name: leases_expired
+SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at <= :now
+ORDER BY lease_expires_at LIMIT :limit;
+
+-- name: retention_delete
+DELETE FROM tasks WHERE id IN (
+    SELECT id FROM tasks
+    WHERE queue = :queue AND state IN ('succeeded', 'dead', 'cancelled') AND finished_at < :cutoff
+    LIMIT :limit
+);
+
+-- name: idempotency_expire
+DELETE FROM idempotency_keys WHERE expires_at < :now;
+
+-- name: workers_expire
+DELETE FROM workers WHERE last_seen_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE state = 'running' AND worker_id = workers.id);
+
+-- name: worker_seen
+INSERT INTO workers (id, first_seen_at, last_seen_at, queues)
+VALUES (:worker_id, :now, :now, json_array(:queue))
+ON CONFLICT (id) DO UPDATE SET
+    last_seen_at = excluded.last_seen_at,
+    queues = CASE
+        WHEN EXISTS (SELECT 1 FROM json_each(workers.queues) WHERE value = :queue)
+        THEN workers.queues
+        ELSE json_insert(workers.queues, '$[#]', :queue)
+    END;
+
+-- name: worker_touch
+UPDATE workers SET last_seen_at = :now WHERE id = :worker_id;
+
+-- name: worker_list
+SELECT id, first_seen_at, last_seen_at, queues FROM workers
+ORDER BY last_seen_at DESC LIMIT :limit;
+
+-- name: worker_leases
+SELECT worker_id, id, queue, lease_expires_at FROM tasks
+WHERE state = 'running' AND worker_id IS NOT NULL
+ORDER BY lease_expires_at;
+
+-- name: ping
+SELECT 1;

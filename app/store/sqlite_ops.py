@@ -1,0 +1,376 @@
+"""The SQLite write operations; each runs inside the group-commit transaction."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import apsw
+import orjson
+
+from app.core.errors import Conflict, IdempotencyMismatch, LeaseLost, NotFound, TaskgateError
+from app.core.lifecycle import decide_failure
+from app.core.models import (
+    ErrorReport,
+    NewTask,
+    QueueConfig,
+    QueueOverrides,
+    SubmitOutcome,
+    Task,
+    TaskState,
+)
+from app.store.sqlite_rows import (
+    overrides_from_json,
+    overrides_to_json,
+    retry_to_json,
+    task_from_row,
+)
+
+# Keep the newest errors only: a task may have up to 1,000 attempts.
+MAX_ERRORS_KEPT = 20
+
+
+class SqliteWriteOps:
+    """Write operations over one connection (the writer thread's)."""
+
+    def __init__(
+        self,
+        queries: dict[str, str],
+        defaults: QueueConfig,
+        idempotency_window_ms: int,
+        rng: random.Random,
+    ) -> None:
+        self._q = queries
+        self._defaults = defaults
+        self._idempotency_window_ms = idempotency_window_ms
+        self._rng = rng
+
+    # -- queues ---------------------------------------------------------------------
+
+    def queue_config(self, conn: apsw.Connection, queue: str, now_ms: int) -> QueueConfig:
+        """Ensure the queue exists and return its effective configuration."""
+        conn.execute(self._q["queue_ensure"], {"name": queue, "now": now_ms})
+        row: Any = conn.execute(self._q["queue_get"], {"name": queue}).fetchone()
+        assert row is not None
+        return overrides_from_json(row[3]).apply_to(self._defaults)
+
+    def configure_queue(
+        self,
+        conn: apsw.Connection,
+        name: str,
+        patch: QueueOverrides,
+        fields: frozenset[str],
+        now_ms: int,
+    ) -> None:
+        conn.execute(self._q["queue_ensure"], {"name": name, "now": now_ms})
+        row: Any = conn.execute(self._q["queue_get"], {"name": name}).fetchone()
+        current = overrides_from_json(row[3])
+        merged = QueueOverrides(
+            **{
+                field: getattr(patch if field in fields else current, field)
+                for field in ("max_attempts", "retry", "lease_seconds", "retention_seconds")
+            }
+        )
+        conn.execute(
+            self._q["queue_set_overrides"],
+            {"name": name, "overrides": overrides_to_json(merged), "now": now_ms},
+        )
+
+    def set_paused(
+        self, conn: apsw.Connection, name: str, paused: bool, reason: str | None, now_ms: int
+    ) -> None:
+        conn.execute(self._q["queue_ensure"], {"name": name, "now": now_ms})
+        conn.execute(
+            self._q["queue_set_paused"],
+            {
+                "name": name,
+                "paused": int(paused),
+                "reason": reason if paused else None,
+                "now": now_ms,
+            },
+        )
+
+    # -- submit ---------------------------------------------------------------------
+
+    def submit(
+        self, conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int
+    ) -> list[SubmitOutcome | TaskgateError]:
+        configs: dict[str, QueueConfig] = {}
+        outcomes: list[SubmitOutcome | TaskgateError] = []
+        for new in tasks:
+            config = configs.get(new.queue)
+            if config is None:
+                config = configs[new.queue] = self.queue_config(conn, new.queue, now_ms)
+            conn.execute("SAVEPOINT item")
+            try:
+                outcome: SubmitOutcome | TaskgateError = self._submit_one(conn, new, config, now_ms)
+            except TaskgateError as exc:
+                outcome = exc
+            if isinstance(outcome, TaskgateError):
+                conn.execute("ROLLBACK TO item")
+            conn.execute("RELEASE item")
+            outcomes.append(outcome)
+        return outcomes
+
+    def _submit_one(
+        self, conn: apsw.Connection, new: NewTask, config: QueueConfig, now_ms: int
+    ) -> SubmitOutcome:
+        if new.idempotency_key is not None:
+            existing = self._idempotent_replay(conn, new, now_ms)
+            if existing is not None:
+                return SubmitOutcome(existing, created=False)
+            conn.execute(
+                self._q["idempotency_put"],
+                {
+                    "queue": new.queue,
+                    "key": new.idempotency_key,
+                    "task_id": new.id,
+                    "request_hash": new.request_hash,
+                    "expires_at": now_ms + self._idempotency_window_ms,
+                },
+            )
+        conn.execute(
+            self._q["task_insert"],
+            {
+                "id": new.id,
+                "queue": new.queue,
+                "type": new.type,
+                "payload": new.payload_json,
+                "priority": int(new.priority),
+                "max_attempts": new.max_attempts or config.max_attempts,
+                "retry": retry_to_json(new.retry),
+                "lease_seconds": new.lease_seconds or config.lease_seconds,
+                "run_at": new.run_at_ms,
+                "now": now_ms,
+                "idempotency_key": new.idempotency_key,
+                "tags": orjson.dumps(list(new.tags)).decode(),
+            },
+        )
+        row: Any = conn.execute(self._q["task_get"], {"id": new.id}).fetchone()
+        return SubmitOutcome(task_from_row(row), created=True)
+
+    def _idempotent_replay(self, conn: apsw.Connection, new: NewTask, now_ms: int) -> Task | None:
+        row: Any = conn.execute(
+            self._q["idempotency_get"], {"queue": new.queue, "key": new.idempotency_key}
+        ).fetchone()
+        if row is None:
+            return None
+        task_id, request_hash, expires_at = row
+        if expires_at < now_ms:
+            return None
+        task_row: Any = conn.execute(self._q["task_get"], {"id": task_id}).fetchone()
+        if task_row is None:
+            return None
+        if request_hash != new.request_hash:
+            raise IdempotencyMismatch(
+                f"idempotency key {new.idempotency_key!r} was already used on queue "
+                f"{new.queue!r} with a different request (task {task_id})"
+            )
+        return task_from_row(task_row)
+
+    # -- work -----------------------------------------------------------------------
+
+    def claim(
+        self,
+        conn: apsw.Connection,
+        queue: str,
+        worker_id: str,
+        max_tasks: int,
+        lease_seconds: int | None,
+        types: Sequence[str] | None,
+        now_ms: int,
+    ) -> list[Task]:
+        queue_row: Any = conn.execute(self._q["queue_get"], {"name": queue}).fetchone()
+        conn.execute(
+            self._q["worker_seen"], {"worker_id": worker_id, "queue": queue, "now": now_ms}
+        )
+        if queue_row is None or queue_row[1]:
+            return []
+        rows: Any = conn.execute(
+            self._q["claim"],
+            {
+                "queue": queue,
+                "worker_id": worker_id,
+                "limit": max_tasks,
+                "lease_seconds": lease_seconds,
+                "types": orjson.dumps(list(types)).decode() if types else None,
+                "now": now_ms,
+            },
+        ).fetchall()
+        tasks = [task_from_row(row) for row in rows]
+        tasks.sort(key=lambda task: (task.priority, task.run_at_ms, task.id))
+        return tasks
+
+    def heartbeat(
+        self,
+        conn: apsw.Connection,
+        task_id: str,
+        lease_token: str,
+        lease_seconds: int | None,
+        now_ms: int,
+    ) -> Task:
+        row: Any = conn.execute(
+            self._q["task_heartbeat"],
+            {
+                "id": task_id,
+                "lease_token": lease_token,
+                "lease_seconds": lease_seconds,
+                "now": now_ms,
+            },
+        ).fetchone()
+        if row is None:
+            raise self._lease_problem(conn, task_id)
+        task = task_from_row(row)
+        if task.worker_id is not None:
+            conn.execute(self._q["worker_touch"], {"worker_id": task.worker_id, "now": now_ms})
+        return task
+
+    def complete(
+        self, conn: apsw.Connection, task_id: str, lease_token: str, result_json: str, now_ms: int
+    ) -> Task:
+        row: Any = conn.execute(
+            self._q["task_complete"],
+            {"id": task_id, "lease_token": lease_token, "result": result_json, "now": now_ms},
+        ).fetchone()
+        if row is None:
+            raise self._lease_problem(conn, task_id)
+        return task_from_row(row)
+
+    def fail(
+        self,
+        conn: apsw.Connection,
+        task_id: str,
+        lease_token: str,
+        error: ErrorReport,
+        retry: bool,
+        retry_after_ms: int | None,
+        now_ms: int,
+    ) -> Task:
+        row: Any = conn.execute(
+            self._q["task_leased"], {"id": task_id, "lease_token": lease_token}
+        ).fetchone()
+        if row is None:
+            raise self._lease_problem(conn, task_id)
+        return self._end_attempt(conn, task_from_row(row), error, retry, retry_after_ms, now_ms)
+
+    def _end_attempt(
+        self,
+        conn: apsw.Connection,
+        task: Task,
+        error: ErrorReport,
+        retry: bool,
+        retry_after_ms: int | None,
+        now_ms: int,
+    ) -> Task:
+        config = self.queue_config(conn, task.queue, now_ms)
+        outcome = decide_failure(
+            attempts=task.attempts,
+            max_attempts=task.max_attempts,
+            retry_requested=retry,
+            retry_after_ms=retry_after_ms,
+            cancel_requested=task.cancel_requested,
+            policy=task.retry or config.retry,
+            now_ms=now_ms,
+            rng=self._rng,
+        )
+        errors: list[Any] = orjson.loads(task.errors_json)
+        errors.append(
+            {
+                "type": error.type,
+                "message": error.message,
+                "traceback": error.traceback,
+                "attempt": task.attempts,
+                "at_ms": now_ms,
+            }
+        )
+        row: Any = conn.execute(
+            self._q["task_end_attempt"],
+            {
+                "id": task.id,
+                "lease_token": task.lease_token,
+                "state": outcome.state.value,
+                "run_at": outcome.run_at_ms,
+                "errors": orjson.dumps(errors[-MAX_ERRORS_KEPT:]).decode(),
+                "now": now_ms,
+            },
+        ).fetchone()
+        return task_from_row(row)
+
+    def _lease_problem(self, conn: apsw.Connection, task_id: str) -> TaskgateError:
+        row: Any = conn.execute(self._q["task_get"], {"id": task_id}).fetchone()
+        if row is None:
+            return NotFound(f"task {task_id!r} does not exist")
+        task = task_from_row(row)
+        if task.state is not TaskState.running:
+            return LeaseLost(
+                f"task {task_id} is {task.state.value}, not running: this lease is no longer valid"
+            )
+        return LeaseLost(
+            f"task {task_id} is leased with another token (it was claimed again after "
+            "this lease expired); this attempt's result is not accepted"
+        )
+
+    def cancel(self, conn: apsw.Connection, task_id: str, now_ms: int) -> Task:
+        row: Any = conn.execute(
+            self._q["task_cancel_queued"], {"id": task_id, "now": now_ms}
+        ).fetchone()
+        if row is None:
+            row = conn.execute(
+                self._q["task_request_cancel"], {"id": task_id, "now": now_ms}
+            ).fetchone()
+        if row is not None:
+            return task_from_row(row)
+        existing: Any = conn.execute(self._q["task_get"], {"id": task_id}).fetchone()
+        if existing is None:
+            raise NotFound(f"task {task_id!r} does not exist")
+        state = task_from_row(existing).state.value
+        raise Conflict(f"task {task_id} has already finished ({state}); it cannot be cancelled")
+
+    # -- dead letters and upkeep ---------------------------------------------------
+
+    def redrive(
+        self, conn: apsw.Connection, queue: str, task_ids: Sequence[str] | None, now_ms: int
+    ) -> int:
+        conn.execute(
+            self._q["dead_redrive"],
+            {
+                "queue": queue,
+                "task_ids": orjson.dumps(list(task_ids)).decode() if task_ids is not None else None,
+                "now": now_ms,
+            },
+        )
+        return conn.changes()
+
+    def purge_dead(self, conn: apsw.Connection, queue: str) -> int:
+        conn.execute(self._q["dead_purge"], {"queue": queue})
+        return conn.changes()
+
+    def expire_leases(self, conn: apsw.Connection, now_ms: int, limit: int) -> list[Task]:
+        rows: Any = conn.execute(
+            self._q["leases_expired"], {"now": now_ms, "limit": limit}
+        ).fetchall()
+        lapse = ErrorReport(
+            type="LeaseExpired", message="the lease expired before the task finished"
+        )
+        return [
+            self._end_attempt(conn, task_from_row(row), lapse, True, None, now_ms) for row in rows
+        ]
+
+    def delete_expired(
+        self, conn: apsw.Connection, now_ms: int, worker_retention_ms: int, limit: int
+    ) -> int:
+        deleted = 0
+        queue_rows: Any = conn.execute(self._q["queue_list"]).fetchall()
+        for name, _paused, _reason, overrides in queue_rows:
+            retention_ms = (
+                overrides_from_json(overrides).apply_to(self._defaults).retention_seconds * 1000
+            )
+            conn.execute(
+                self._q["retention_delete"],
+                {"queue": name, "cutoff": now_ms - retention_ms, "limit": limit},
+            )
+            deleted += conn.changes()
+        conn.execute(self._q["idempotency_expire"], {"now": now_ms})
+        conn.execute(self._q["workers_expire"], {"cutoff": now_ms - worker_retention_ms})
+        return deleted

@@ -1,0 +1,143 @@
+"""Maps SQLite rows to domain records and domain values to column values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from app.core.models import Priority, QueueOverrides, RetryPolicy, Task, TaskState
+
+# Column order of `tasks` as created by the migrations; rows come from SELECT * / RETURNING *.
+TASK_COLUMNS = (
+    "id",
+    "queue",
+    "type",
+    "payload",
+    "priority",
+    "state",
+    "attempts",
+    "max_attempts",
+    "retry",
+    "lease_seconds",
+    "run_at",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "lease_token",
+    "lease_expires_at",
+    "worker_id",
+    "cancel_requested",
+    "result",
+    "errors",
+    "idempotency_key",
+    "tags",
+)
+
+
+def task_from_row(row: Sequence[Any]) -> Task:
+    """A Task from a `tasks` row in TASK_COLUMNS order."""
+    (
+        task_id,
+        queue,
+        task_type,
+        payload,
+        priority,
+        state,
+        attempts,
+        max_attempts,
+        retry,
+        lease_seconds,
+        run_at,
+        created_at,
+        updated_at,
+        started_at,
+        finished_at,
+        lease_token,
+        lease_expires_at,
+        worker_id,
+        cancel_requested,
+        result,
+        errors,
+        idempotency_key,
+        tags,
+    ) = row
+    return Task(
+        id=task_id,
+        queue=queue,
+        type=task_type,
+        payload_json=payload,
+        priority=Priority(priority),
+        state=TaskState(state),
+        attempts=attempts,
+        max_attempts=max_attempts,
+        retry=retry_from_json(retry),
+        lease_seconds=lease_seconds,
+        run_at_ms=run_at,
+        created_at_ms=created_at,
+        updated_at_ms=updated_at,
+        started_at_ms=started_at,
+        finished_at_ms=finished_at,
+        lease_token=lease_token,
+        lease_expires_at_ms=lease_expires_at,
+        worker_id=worker_id,
+        cancel_requested=bool(cancel_requested),
+        result_json=result,
+        errors_json=errors,
+        idempotency_key=idempotency_key,
+        tags=tuple(orjson.loads(tags)),
+    )
+
+
+def retry_to_json(policy: RetryPolicy | None) -> str | None:
+    if policy is None:
+        return None
+    return orjson.dumps(
+        {
+            "initial_delay_seconds": policy.initial_delay_seconds,
+            "factor": policy.factor,
+            "max_delay_seconds": policy.max_delay_seconds,
+            "jitter": policy.jitter,
+        }
+    ).decode()
+
+
+def retry_from_json(text: str | None) -> RetryPolicy | None:
+    if text is None:
+        return None
+    return retry_from_dict(orjson.loads(text))
+
+
+def retry_from_dict(data: dict[str, Any]) -> RetryPolicy:
+    return RetryPolicy(
+        initial_delay_seconds=float(data["initial_delay_seconds"]),
+        factor=float(data["factor"]),
+        max_delay_seconds=float(data["max_delay_seconds"]),
+        jitter=bool(data["jitter"]),
+    )
+
+
+def overrides_to_json(overrides: QueueOverrides) -> str:
+    data: dict[str, Any] = {}
+    if overrides.max_attempts is not None:
+        data["max_attempts"] = overrides.max_attempts
+    if overrides.retry is not None:
+        data["retry"] = orjson.loads(retry_to_json(overrides.retry) or "null")
+    if overrides.lease_seconds is not None:
+        data["lease_seconds"] = overrides.lease_seconds
+    if overrides.retention_seconds is not None:
+        data["retention_seconds"] = overrides.retention_seconds
+    return orjson.dumps(data).decode()
+
+
+def overrides_from_json(text: str) -> QueueOverrides:
+    data = orjson.loads(text)
+    retry = data.get("retry")
+    return QueueOverrides(
+        max_attempts=data.get("max_attempts"),
+        retry=retry_from_dict(retry) if retry is not None else None,
+        lease_seconds=data.get("lease_seconds"),
+        retention_seconds=data.get("retention_seconds"),
+    )

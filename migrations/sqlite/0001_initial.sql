@@ -1,0 +1,72 @@
+-- taskgate schema v1: queues, tasks, idempotency keys, workers.
+-- Times are integer milliseconds since the epoch; JSON fields are JSON text.
+
+CREATE TABLE queues (
+    name          TEXT PRIMARY KEY,
+    paused        INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+    pause_reason  TEXT,
+    overrides     TEXT NOT NULL DEFAULT '{}',
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE tasks (
+    id                TEXT PRIMARY KEY,
+    queue             TEXT NOT NULL,
+    type              TEXT NOT NULL,
+    payload           TEXT NOT NULL,
+    priority          INTEGER NOT NULL CHECK (priority IN (0, 1, 2)),
+    state             TEXT NOT NULL
+                      CHECK (state IN ('queued', 'running', 'succeeded', 'dead', 'cancelled')),
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    max_attempts      INTEGER NOT NULL,
+    retry             TEXT,
+    lease_seconds     INTEGER NOT NULL,
+    run_at            INTEGER NOT NULL,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    started_at        INTEGER,
+    finished_at       INTEGER,
+    lease_token       TEXT,
+    lease_expires_at  INTEGER,
+    worker_id         TEXT,
+    cancel_requested  INTEGER NOT NULL DEFAULT 0,
+    result            TEXT,
+    errors            TEXT NOT NULL DEFAULT '[]',
+    idempotency_key   TEXT,
+    tags              TEXT NOT NULL DEFAULT '[]'
+) STRICT;
+
+-- Claims walk only queued tasks, per queue and priority, in due order: the cost of a
+-- claim does not grow with finished tasks (not in the index) nor with future ones
+-- (the walk stops at the first task not yet due).
+CREATE INDEX tasks_due ON tasks (queue, priority, run_at, id) WHERE state = 'queued';
+
+-- The sweeper finds expired leases; the worker registry finds in-flight leases.
+CREATE INDEX tasks_leased ON tasks (lease_expires_at) WHERE state = 'running';
+CREATE INDEX tasks_by_worker ON tasks (worker_id) WHERE state = 'running';
+
+-- Listing, stats and dead letters per queue and state; retention by finish time.
+CREATE INDEX tasks_by_queue_state ON tasks (queue, state, id);
+CREATE INDEX tasks_finished ON tasks (queue, finished_at)
+    WHERE state IN ('succeeded', 'dead', 'cancelled');
+
+CREATE TABLE idempotency_keys (
+    queue         TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    PRIMARY KEY (queue, key)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+
+CREATE TABLE workers (
+    id             TEXT PRIMARY KEY,
+    first_seen_at  INTEGER NOT NULL,
+    last_seen_at   INTEGER NOT NULL,
+    queues         TEXT NOT NULL DEFAULT '[]'
+) STRICT;
+
+CREATE INDEX workers_last_seen ON workers (last_seen_at);

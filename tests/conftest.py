@@ -1,0 +1,100 @@
+"""Shared fixtures: migrated SQLite files, settings, and the app in process over httpx."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from app.core.clock import Clock
+from app.main import create_app
+from app.settings import Settings, load_settings
+from app.store.migrate import migrate_sqlite
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run soak/benchmark tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A freshly migrated SQLite file."""
+    path = tmp_path / "taskgate.db"
+    migrate_sqlite(path)
+    return path
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(db_path: Path) -> SettingsFactory:
+    """Settings for tests: the migrated file, short long-polls, fast sweeps."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database": str(db_path),
+            "long_poll_max_seconds": 2.0,
+            "sweep_interval_seconds": 0.05,
+            "wake_poll_seconds": 0.02,
+        }
+        values.update(overrides)
+        return load_settings(environ={}, overrides=values)
+
+    return build
+
+
+@contextlib.asynccontextmanager
+async def running_app(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's lifespan around an httpx client that calls it in process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://taskgate.test") as client:
+            yield client
+
+
+AppFactory = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def start_app(make_settings: SettingsFactory) -> AppFactory:
+    """`async with start_app(clock=..., **settings) as client:` runs a fresh app."""
+
+    def start(clock: Clock | None = None, **overrides: Any) -> Any:
+        return running_app(create_app(make_settings(**overrides), clock=clock))
+
+    return start
+
+
+@pytest.fixture
+async def client(start_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with start_app() as http:
+        yield http
+
+
+@pytest.fixture
+def fresh_env() -> Iterator[dict[str, str]]:
+    """The environment without TASKGATE_* variables (for subprocesses)."""
+    yield {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
