@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Clock(Protocol):
@@ -38,8 +41,12 @@ class FixedClock:
 
 def format_ms(ms: int) -> str:
     """RFC 3339 UTC with milliseconds, e.g. `2026-12-04T20:30:00.123Z`."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    # strftime's %Y does not zero-pad years before 1000; RFC 3339 needs four digits.
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{ms % 1000:03d}Z"
+    )
 
 
 def parse_rfc3339_ms(text: str) -> int:
@@ -51,4 +58,4 @@ def parse_rfc3339_ms(text: str) -> int:
     moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError("timestamp needs a UTC offset, e.g. 2026-12-04T20:30:00Z")
-    return round(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)

@@ -10,7 +10,7 @@ import orjson
 from ulid import ULID
 
 from app.core.clock import parse_rfc3339_ms
-from app.core.errors import FieldError, InvalidInput
+from app.core.errors import FieldError, IdempotencyMismatch, InvalidInput
 from app.core.jsontext import dump_json
 from app.core.models import NewTask, Priority, RetryPolicy
 
@@ -44,13 +44,8 @@ def build_new_task(
     """
     body_key = body.get("idempotency_key")
     if header_key is not None and body_key is not None and header_key != body_key:
-        raise InvalidInput(
-            "the Idempotency-Key header and the body's idempotency_key differ",
-            [
-                FieldError(
-                    f"{field_prefix}.idempotency_key", "must equal the Idempotency-Key header"
-                )
-            ],
+        raise IdempotencyMismatch(
+            "the Idempotency-Key header and the body's idempotency_key differ; send one key"
         )
     run_at_ms = now_ms
     if "run_at" in body:
