@@ -71,7 +71,9 @@ async def running_app(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """The app's lifespan around an httpx client that calls it in process."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://taskgate.test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://taskgate.test"
+        ) as client:
             yield client
 
 

@@ -1,0 +1,117 @@
+"""Bad input gets a clear problem+json and changes nothing: 400, 404, 405, 409, 413, 415, 422."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.conftest import AppFactory
+
+pytestmark = pytest.mark.anyio
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert body["type"] == f"urn:taskgate:problem:{slug}"
+    assert body["detail"] and body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+async def task_count(client: httpx.AsyncClient) -> int:
+    return len((await client.get("/v1/tasks", params={"limit": 1000})).json()["tasks"])
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/queues/q/tasks", content=b'{"type": "a",', headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 400, "malformed-body")
+    response = await client.post(
+        "/v1/queues/q/tasks", content=b'{"type": NaN}', headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 400, "malformed-body")
+    assert await task_count(client) == 0
+
+
+async def test_non_json_media_type_is_415(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/queues/q/tasks", content=b"type=a", headers={"content-type": "text/plain"}
+    )
+    assert_problem(response, 415, "unsupported-media-type")
+
+
+async def test_schema_violations_are_422_naming_the_field(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/queues/q/tasks", json={"type": "a", "priority": "urgent", "max_attempts": 0}
+    )
+    body = assert_problem(response, 422, "invalid-input")
+    fields = {error["field"] for error in body["errors"]}  # type: ignore[attr-defined]
+    assert fields == {"body.priority", "body.max_attempts"}
+    both = await client.post(
+        "/v1/queues/q/tasks",
+        json={"type": "a", "delay_seconds": 1, "run_at": "2030-01-01T00:00:00Z"},
+    )
+    assert_problem(both, 422, "invalid-input")
+    bad_queue = await client.post("/v1/queues/-bad/tasks", json={"type": "a"})
+    assert "path.queue" in bad_queue.text
+    assert_problem(await client.get("/v1/tasks", params={"limit": "lots"}), 422, "invalid-input")
+    assert_problem(await client.post("/v1/queues/q/tasks"), 422, "invalid-input")
+    assert await task_count(client) == 0
+
+
+async def test_unknown_things_are_404_and_wrong_methods_405(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/v1/tasks/01JUNKNOWN0000000000000000"), 404, "not-found")
+    assert_problem(await client.get("/v1/queues/never-used"), 404, "not-found")
+    assert_problem(await client.get("/v1/nothing-here"), 404, "not-found")
+    assert_problem(await client.delete("/v1/tasks"), 405, "method-not-allowed")
+
+
+@pytest.fixture
+async def small_client(start_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with start_app(max_body_bytes=2048) as http:
+        yield http
+
+
+async def test_oversized_bodies_are_413_declared_or_streamed(
+    small_client: httpx.AsyncClient,
+) -> None:
+    big = b'{"type": "a", "payload": "' + b"x" * 5000 + b'"}'
+    declared = await small_client.post(
+        "/v1/queues/q/tasks", content=big, headers={"content-type": "application/json"}
+    )
+    assert_problem(declared, 413, "body-too-large")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(big), 1000):
+            yield big[start : start + 1000]
+
+    streamed = await small_client.post(
+        "/v1/queues/q/tasks", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_problem(streamed, 413, "body-too-large")
+    assert await task_count(small_client) == 0
+
+
+async def test_store_failure_is_a_503_problem(start_app: AppFactory) -> None:
+    async with start_app() as http:
+        store = http._transport.app.state.store  # type: ignore[attr-defined]
+        await store.close()
+        response = await http.post("/v1/queues/q/tasks", json={"type": "a"})
+        assert_problem(response, 503, "store-unavailable")
+        assert response.headers["retry-after"] == "1"
+        await store.open()
+
+
+async def test_batch_over_the_limit_is_refused_whole(client: httpx.AsyncClient) -> None:
+    tasks = [{"type": "a"}] * 1001
+    assert_problem(
+        await client.post("/v1/queues/q/tasks/batch", json={"tasks": tasks}), 422, "invalid-input"
+    )
+    assert await task_count(client) == 0

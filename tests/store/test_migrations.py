@@ -1,0 +1,68 @@
+"""Migrations: applying all of them gives the committed snapshot; claims use the partial index."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from app.resources import PROJECT_ROOT
+from app.store.migrate import migrate_sqlite, schema_sql
+from app.store.queries import load_queries, parse_named_queries
+from app.store.sqlite import SqliteOptions, connect
+
+SNAPSHOT = PROJECT_ROOT / "migrations" / "schema" / "sqlite.sql"
+
+
+def test_migrations_equal_the_committed_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    report = migrate_sqlite(path)
+    assert report.applied and not report.already_applied
+    snapshot = "".join(
+        line for line in SNAPSHOT.read_text().splitlines(keepends=True) if not line.startswith("--")
+    )
+    assert schema_sql(path) == snapshot
+
+
+def test_migrating_twice_applies_nothing_new(tmp_path: Path) -> None:
+    path = tmp_path / "twice.db"
+    first = migrate_sqlite(path)
+    second = migrate_sqlite(path)
+    assert second.applied == () and second.already_applied == first.applied
+
+
+def test_database_is_in_wal_mode(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+
+
+def test_claim_walks_only_the_due_partial_index(db_path: Path) -> None:
+    """Claim cost must not grow with finished or future tasks: the plan uses tasks_due."""
+    claim = load_queries("sqlite")["claim"]
+    params = {
+        "queue": "q",
+        "now": 0,
+        "limit": 1,
+        "lease_seconds": None,
+        "worker_id": "w",
+        "types": None,
+    }
+    connection = connect(SqliteOptions(path=db_path))
+    try:
+        details = [str(row[3]) for row in connection.execute("EXPLAIN QUERY PLAN " + claim, params)]
+    finally:
+        connection.close()
+    searches = [d for d in details if d.startswith(("SEARCH tasks", "SCAN tasks"))]
+    assert any("tasks_due" in d for d in searches), details
+    assert not any(d.startswith("SCAN tasks") for d in searches), details
+
+
+def test_named_queries_parse_and_reject_duplicates() -> None:
+    parsed = parse_named_queries("-- name: a\nSELECT 1;\n-- name: b\nSELECT 2;\n")
+    assert parsed == {"a": "SELECT 1;", "b": "SELECT 2;"}
+    try:
+        parse_named_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n")
+    except ValueError as exc:
+        assert "twice" in str(exc)
+    else:
+        raise AssertionError("a duplicate name must be refused")
