@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Record attributes that are not "extra" fields; uvicorn adds an ANSI-coloured duplicate.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,3 +54,5 @@ def configure_logging(log_format: str, level: str) -> None:
         logger.propagate = True
     # Our access log replaces uvicorn's (it carries the request id).
     logging.getLogger("uvicorn.access").disabled = True
+    # yoyo logs every migration step at INFO; taskgate reports what was applied itself.
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
