@@ -11,7 +11,7 @@ from app.core.clock import Clock
 from app.core.errors import NotFound, TaskgateError
 from app.core.models import ErrorReport, SubmitOutcome, Task, TaskFilter
 from app.service.submission import build_new_task
-from app.service.waiters import Waiters, queue_key, task_key
+from app.service.waiters import Subscription, Waiters, queue_key, task_key
 from app.store.base import Store
 
 
@@ -79,15 +79,17 @@ class TaskService:
         Raises:
             NotFound: no such task.
         """
-        deadline = asyncio.get_running_loop().time() + min(wait_s, self._limits.long_poll_max_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait_s, self._limits.long_poll_max_s)
         while True:
-            task = await self._store.get_task(task_id)
-            if task is None:
-                raise NotFound(f"task {task_id!r} does not exist")
-            remaining = deadline - asyncio.get_running_loop().time()
-            if task.is_terminal or remaining <= 0 or self._waiters.closing:
-                return task
-            await self._waiters.wait(task_key(task_id), remaining)
+            with self._waiters.subscribe(task_key(task_id)) as subscription:
+                task = await self._store.get_task(task_id)
+                if task is None:
+                    raise NotFound(f"task {task_id!r} does not exist")
+                remaining = deadline - loop.time()
+                if task.is_terminal or remaining <= 0 or self._waiters.closing:
+                    return task
+                await self._waiters.wait(subscription, remaining)
 
     async def list_page(self, task_filter: TaskFilter) -> tuple[list[Task], str | None]:
         """A page of tasks and the cursor of the next page (None on the last)."""
@@ -128,19 +130,27 @@ class TaskService:
         types: Sequence[str] | None,
     ) -> list[Task]:
         """Lease due tasks, long-polling up to `wait_s` (capped) when none is due."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(wait_s, self._limits.long_poll_max_s)
+        deadline = asyncio.get_running_loop().time() + min(wait_s, self._limits.long_poll_max_s)
         while True:
-            tasks = await self._store.claim(
-                queue, worker_id, max_tasks, lease_seconds, types, self._clock.now_ms()
-            )
-            if tasks or self._waiters.closing:
-                return tasks
-            if not await self._wait_for_due(queue, deadline):
-                return []
+            with self._waiters.subscribe(queue_key(queue)) as subscription:
+                tasks = await self._store.claim(
+                    queue, worker_id, max_tasks, lease_seconds, types, self._clock.now_ms()
+                )
+                if tasks or self._waiters.closing:
+                    return tasks
+                if not await self._sleep_until_claimable(queue, deadline, subscription):
+                    return []
 
-    async def _wait_for_due(self, queue: str, deadline: float) -> bool:
-        """Wait until a task of `queue` may be due; False when the deadline passed first."""
+    async def _sleep_until_claimable(
+        self, queue: str, deadline: float, subscription: Subscription
+    ) -> bool:
+        """Sleep until a task may be claimable; False once the deadline has passed.
+
+        Wakes on a notify of the queue (claim again), at the next due time, or when another
+        process committed something — then only if a task of the queue is due now, so idle
+        waiters cost a read, not a write. A queue whose due tasks cannot be claimed (paused,
+        other types) is retried on notifications only, never in a busy loop.
+        """
         loop = asyncio.get_running_loop()
         while True:
             remaining = deadline - loop.time()
@@ -148,13 +158,15 @@ class TaskService:
                 return False
             next_due_ms = await self._store.next_due_ms(queue)
             now_ms = self._clock.now_ms()
-            if next_due_ms is not None and next_due_ms <= now_ms:
-                return True
             timeout = remaining
-            if next_due_ms is not None:
+            if next_due_ms is not None and next_due_ms > now_ms:
                 timeout = min(timeout, (next_due_ms - now_ms) / 1000)
-            await self._waiters.wait(queue_key(queue), timeout)
-            if next_due_ms is not None and self._clock.now_ms() >= next_due_ms:
+            woken = await self._waiters.wait(subscription, timeout)
+            if not woken or subscription.by_key or self._waiters.closing:
+                return True
+            self._waiters.rearm(subscription)
+            next_due_ms = await self._store.next_due_ms(queue)
+            if next_due_ms is not None and next_due_ms <= self._clock.now_ms():
                 return True
 
     async def heartbeat(self, task_id: str, lease_token: str, lease_seconds: int | None) -> Task:

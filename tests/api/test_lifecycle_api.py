@@ -12,7 +12,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def submit(client: httpx.AsyncClient, queue: str = "q", **body: Any) -> dict[str, Any]:
-    response = await client.post(f"/v1/queues/{queue}/tasks", json={"type": "t", **body})
+    response = await client.post(f"/v1/queues/{queue}/tasks", json={"type": "t"} | body)
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
@@ -187,3 +187,24 @@ async def test_list_pages_with_a_cursor(client: httpx.AsyncClient) -> None:
     assert second["next_cursor"] is None
     even = (await client.get("/v1/tasks", params={"tag": "even"})).json()["tasks"]
     assert len(even) == 3
+
+
+async def test_waiting_claim_on_a_paused_queue_is_woken_by_resume(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await submit(client)
+    await client.post("/v1/queues/q/pause")
+    waiting = asyncio.create_task(claim(client, wait_seconds=2))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await client.post("/v1/queues/q/resume")
+    assert [t["id"] for t in await waiting] == [created["id"]]
+
+
+async def test_waiting_claim_for_one_type_ignores_others(client: httpx.AsyncClient) -> None:
+    await submit(client, type="other")
+    waiting = asyncio.create_task(claim(client, wait_seconds=2, types=["wanted"]))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    wanted = await submit(client, type="wanted")
+    assert [t["id"] for t in await waiting] == [wanted["id"]]
