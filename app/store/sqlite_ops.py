@@ -130,7 +130,7 @@ class SqliteWriteOps:
                     "expires_at": now_ms + self._idempotency_window_ms,
                 },
             )
-        conn.execute(
+        row: Any = conn.execute(
             self._q["task_insert"],
             {
                 "id": new.id,
@@ -146,8 +146,7 @@ class SqliteWriteOps:
                 "idempotency_key": new.idempotency_key,
                 "tags": orjson.dumps(list(new.tags)).decode(),
             },
-        )
-        row: Any = conn.execute(self._q["task_get"], {"id": new.id}).fetchone()
+        ).fetchone()
         return SubmitOutcome(task_from_row(row), created=True)
 
     def _idempotent_replay(self, conn: apsw.Connection, new: NewTask, now_ms: int) -> Task | None:

@@ -44,7 +44,8 @@ SELECT min(next_run_at) FROM (
 INSERT INTO tasks (id, queue, type, payload, priority, state, max_attempts, retry,
                    lease_seconds, run_at, created_at, updated_at, idempotency_key, tags)
 VALUES (:id, :queue, :type, :payload, :priority, 'queued', :max_attempts, :retry,
-        :lease_seconds, :run_at, :now, :now, :idempotency_key, :tags);
+        :lease_seconds, :run_at, :now, :now, :idempotency_key, :tags)
+RETURNING *;
 
 -- name: task_get
 SELECT * FROM tasks WHERE id = :id;
