@@ -24,12 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
         "TASKGATE_* environment variable, then to the config file.",
     )
     add_settings_flags(serve)
+    serve.set_defaults(command_parser=serve)
     migrate = commands.add_parser(
         "migrate",
         help="apply database migrations and exit",
         description="Bring the database to the latest schema.",
     )
     add_settings_flags(migrate, names=("database",))
+    migrate.set_defaults(command_parser=migrate)
     return parser
 
 
@@ -39,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
     except SettingsError as exc:
-        parser.error(str(exc))
+        args.command_parser.error(str(exc))
     try:
         if args.command == "serve":
             from app.cli.serve import serve

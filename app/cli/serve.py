@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+import signal
+import sys
 from typing import Any
 
 import uvicorn
@@ -42,10 +45,25 @@ def serve(settings: Settings) -> None:
             log_config=None,
             access_log=False,
             timeout_keep_alive=KEEP_ALIVE_S,
-            timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
+            timeout_graceful_shutdown=math.ceil(settings.graceful_timeout_seconds),
             lifespan="on",
         )
-        uvicorn.Server(config).run()
+        _run_uvicorn(uvicorn.Server(config))
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    sys.exit(0)
+
+
+def _run_uvicorn(server: uvicorn.Server) -> None:
+    # uvicorn re-raises the signal that stopped it once its graceful shutdown is done; under
+    # SIGTERM's default action that kills the process (exit -15) although nothing failed.
+    # It re-raises into the handler it found at start, so make that one a clean exit.
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _serve_gunicorn(settings: Settings) -> None:
@@ -57,7 +75,7 @@ def _serve_gunicorn(settings: Settings) -> None:
                 "bind": f"{settings.host}:{settings.port}",
                 "workers": settings.workers,
                 "worker_class": "uvicorn_worker.UvicornWorker",
-                "graceful_timeout": settings.graceful_timeout_seconds,
+                "graceful_timeout": math.ceil(settings.graceful_timeout_seconds),
                 "timeout": 60,
                 "keepalive": KEEP_ALIVE_S,
                 "accesslog": None,
