@@ -4,61 +4,24 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.e2e.harness import server_factory
 
 BIN = Path(sys.executable).parent
 SEED = "164172621297073247854906352424509609184"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def server_url(tmp_path: Path, fresh_env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
-    env = {**fresh_env, "TASKGATE_LONG_POLL_MAX_SECONDS": "0.2", "TASKGATE_LOG_LEVEL": "warning"}
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(BIN / "taskgate"),
-            "serve",
-            "--database",
-            str(tmp_path / "st.db"),
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+def server_url(tmp_path: Path) -> Iterator[str]:
+    """A real server whose long-polls are short (the fuzzer asks for waits of up to 60 s)."""
+    with server_factory(tmp_path) as start:
+        yield start(long_poll_max_seconds=0.2, log_level="warning").base_url
 
 
 def test_schemathesis_finds_nothing(server_url: str, request: pytest.FixtureRequest) -> None:
