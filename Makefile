@@ -29,7 +29,8 @@ serve: $(RUNTIME_STAMP)
 
 ## Lint, types and the whole test suite, exactly as CI runs them.
 test: $(DEV_STAMP) lint types
-	$(BIN)/python -m pytest
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage report --include='app/core/*,app/store/*' --fail-under=85
 
 check: test
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# orjson turns integers beyond 64 bits into floats (silently losing digits); bodies that
+# may hold one go through the stdlib parser, which keeps them exact.
+_LONG_DIGIT_RUN = re.compile(rb"\d{19,}")
+
+
 def parse_json(raw: bytes, content_type: str | None) -> Any:
     """The JSON document in `raw`.
 
@@ -63,14 +69,15 @@ def parse_json(raw: bytes, content_type: str | None) -> Any:
         raise UnsupportedMediaType(
             f"send the body as application/json (got {media_type or 'no content type'})"
         )
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as fast_error:
-        # orjson refuses integers beyond 64 bits, which JSON allows; the stdlib takes them.
+    if _LONG_DIGIT_RUN.search(raw) is None:
         try:
-            return json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedBody(f"the body is not valid JSON: {fast_error}") from None
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc}") from None
 
 
 class JSONResponse(Response):

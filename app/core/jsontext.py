@@ -8,9 +8,10 @@ from typing import Any
 import orjson
 
 
-def dump_json(value: Any) -> bytes:
+def dump_json(value: Any, sort_keys: bool = False) -> bytes:
     """Serialise a JSON value; integers beyond 64 bits fall back to the stdlib."""
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
+        return text.encode()

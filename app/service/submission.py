@@ -6,7 +6,6 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from ulid import ULID
 
 from app.core.clock import parse_rfc3339_ms
@@ -22,9 +21,8 @@ def new_task_id() -> str:
 
 def fingerprint(body: Mapping[str, Any]) -> str:
     """A stable hash of a submit body, to tell an idempotent replay from a different request."""
-    canonical = orjson.dumps(
-        {key: value for key, value in body.items() if key != "idempotency_key"},
-        option=orjson.OPT_SORT_KEYS,
+    canonical = dump_json(
+        {key: value for key, value in body.items() if key != "idempotency_key"}, sort_keys=True
     )
     return hashlib.sha256(canonical).hexdigest()
 

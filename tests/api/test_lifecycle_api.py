@@ -208,3 +208,14 @@ async def test_waiting_claim_for_one_type_ignores_others(client: httpx.AsyncClie
     assert not waiting.done()
     wanted = await submit(client, type="wanted")
     assert [t["id"] for t in await waiting] == [wanted["id"]]
+
+
+async def test_payloads_keep_integers_beyond_64_bits(client: httpx.AsyncClient) -> None:
+    created = await client.post(
+        "/v1/queues/q/tasks",
+        content=b'{"type": "t", "payload": {"big": 123456789012345678901234567890}}',
+        headers={"content-type": "application/json"},
+    )
+    assert created.status_code == 201, created.text
+    read = await client.get(f"/v1/tasks/{created.json()['id']}")
+    assert b'"big":123456789012345678901234567890' in read.content
