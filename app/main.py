@@ -78,11 +78,14 @@ def _problem_for_http_exception(request: Request, exc: Exception) -> Response:
         404: f"no route for {request.url.path}; see /docs for the API",
         405: f"{request.method} is not allowed on {request.url.path}",
     }.get(exc.status_code, str(exc.detail))
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    slug, title = {
+        404: ("not-found", "Not found"),
+        405: ("method-not-allowed", "Method not allowed"),
+    }.get(exc.status_code, ("http-error", str(exc.detail)))
     return problem_response(
         exc.status_code,
         slug,
-        str(exc.detail),
+        title,
         detail,
         request_id_of(request),
         headers=dict(exc.headers) if exc.headers else None,

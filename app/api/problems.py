@@ -85,7 +85,7 @@ def error_extra(error: errors.TaskgateError) -> dict[str, Any] | None:
 def error_response(error: errors.TaskgateError, request_id: str | None) -> Response:
     """The problem+json response for a taskgate error."""
     status, slug, title = describe_error(error)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
     return problem_response(
         status, slug, title, error.detail, request_id, headers, error_extra(error)
     )

@@ -36,6 +36,29 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryPatch:
+    """Some fields of a retry policy; the rest come from the policy it is applied to."""
+
+    initial_delay_seconds: float | None = None
+    factor: float | None = None
+    max_delay_seconds: float | None = None
+    jitter: bool | None = None
+
+    def apply_to(self, base: RetryPolicy) -> RetryPolicy:
+        """`base` with this patch's fields replaced."""
+        return RetryPolicy(
+            initial_delay_seconds=_first(self.initial_delay_seconds, base.initial_delay_seconds),
+            factor=_first(self.factor, base.factor),
+            max_delay_seconds=_first(self.max_delay_seconds, base.max_delay_seconds),
+            jitter=base.jitter if self.jitter is None else self.jitter,
+        )
+
+
+def _first(value: float | None, fallback: float) -> float:
+    return fallback if value is None else value
+
+
+@dataclass(frozen=True, slots=True)
 class QueueConfig:
     """A queue's effective defaults for its tasks."""
 
@@ -50,7 +73,7 @@ class QueueOverrides:
     """What a queue sets itself; None means the server default."""
 
     max_attempts: int | None = None
-    retry: RetryPolicy | None = None
+    retry: RetryPatch | None = None
     lease_seconds: int | None = None
     retention_seconds: int | None = None
 
@@ -58,7 +81,7 @@ class QueueOverrides:
         """The effective configuration over the server defaults."""
         return QueueConfig(
             max_attempts=self.max_attempts or defaults.max_attempts,
-            retry=self.retry or defaults.retry,
+            retry=self.retry.apply_to(defaults.retry) if self.retry else defaults.retry,
             lease_seconds=self.lease_seconds or defaults.lease_seconds,
             retention_seconds=(
                 defaults.retention_seconds
@@ -88,7 +111,7 @@ class NewTask:
     priority: Priority
     run_at_ms: int
     max_attempts: int | None
-    retry: RetryPolicy | None
+    retry: RetryPatch | None
     lease_seconds: int | None
     idempotency_key: str | None
     request_hash: str

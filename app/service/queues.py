@@ -7,7 +7,7 @@ from typing import Any
 
 from app.core.clock import Clock
 from app.core.errors import NotFound
-from app.core.models import QueueInfo, QueueOverrides, RetryPolicy, Task, WorkerInfo
+from app.core.models import QueueInfo, QueueOverrides, RetryPatch, Task, WorkerInfo
 from app.service.waiters import Waiters, queue_key
 from app.store.base import Store
 
@@ -42,7 +42,7 @@ class QueueService:
         retry = patch.get("retry")
         overrides = QueueOverrides(
             max_attempts=patch.get("max_attempts"),
-            retry=None if retry is None else RetryPolicy(**retry),
+            retry=None if retry is None else RetryPatch(**retry),
             lease_seconds=patch.get("lease_seconds"),
             retention_seconds=patch.get("retention_seconds"),
         )

@@ -11,7 +11,7 @@ from ulid import ULID
 from app.core.clock import parse_rfc3339_ms
 from app.core.errors import FieldError, IdempotencyMismatch, InvalidInput
 from app.core.jsontext import dump_json
-from app.core.models import NewTask, Priority, RetryPolicy
+from app.core.models import NewTask, Priority, RetryPatch
 
 
 def new_task_id() -> str:
@@ -57,7 +57,6 @@ def build_new_task(
     elif "delay_seconds" in body:
         run_at_ms = now_ms + round(float(body["delay_seconds"]) * 1000)
     retry = body.get("retry")
-    defaults = RetryPolicy()
     return NewTask(
         id=new_task_id(),
         queue=queue,
@@ -66,16 +65,7 @@ def build_new_task(
         priority=Priority[body.get("priority", "normal")],
         run_at_ms=run_at_ms,
         max_attempts=body.get("max_attempts"),
-        retry=None
-        if retry is None
-        else RetryPolicy(
-            initial_delay_seconds=float(
-                retry.get("initial_delay_seconds", defaults.initial_delay_seconds)
-            ),
-            factor=float(retry.get("factor", defaults.factor)),
-            max_delay_seconds=float(retry.get("max_delay_seconds", defaults.max_delay_seconds)),
-            jitter=bool(retry.get("jitter", defaults.jitter)),
-        ),
+        retry=None if retry is None else RetryPatch(**retry),
         lease_seconds=body.get("lease_seconds"),
         idempotency_key=header_key if header_key is not None else body_key,
         request_hash=fingerprint(body),

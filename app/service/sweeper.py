@@ -42,10 +42,19 @@ class Sweeper:
                 return total
 
     async def delete_expired_once(self) -> int:
-        """Delete finished tasks past retention (and stale keys and workers); how many tasks."""
-        return await self._store.delete_expired(
-            self._clock.now_ms(), self._worker_retention_ms, BATCH
-        )
+        """Delete finished tasks past retention (and stale keys and workers); how many tasks.
+
+        Works in bounded batches (one short write transaction each) until a batch comes
+        back short, so retention keeps up with any finishing rate.
+        """
+        total = 0
+        while True:
+            deleted = await self._store.delete_expired(
+                self._clock.now_ms(), self._worker_retention_ms, BATCH
+            )
+            total += deleted
+            if deleted < BATCH:
+                return total
 
     async def run(self, lease_interval_s: float, retention_interval_s: float) -> None:
         """Loop forever (until cancelled)."""

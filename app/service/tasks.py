@@ -138,18 +138,21 @@ class TaskService:
                 )
                 if tasks or self._waiters.closing:
                     return tasks
-                if not await self._sleep_until_claimable(queue, deadline, subscription):
+                if not await self._sleep_until_claimable(queue, types, deadline, subscription):
                     return []
 
     async def _sleep_until_claimable(
-        self, queue: str, deadline: float, subscription: Subscription
+        self,
+        queue: str,
+        types: Sequence[str] | None,
+        deadline: float,
+        subscription: Subscription,
     ) -> bool:
         """Sleep until a task may be claimable; False once the deadline has passed.
 
         Wakes on a notify of the queue (claim again), at the next due time, or when another
-        process committed something — then only if a task of the queue is due now, so idle
-        waiters cost a read, not a write. A queue whose due tasks cannot be claimed (paused,
-        other types) is retried on notifications only, never in a busy loop.
+        process committed something — then only if a read shows a claimable task, so idle
+        waiters (and waiters on a paused queue, or for other types) cost a read, not a write.
         """
         loop = asyncio.get_running_loop()
         while True:
@@ -165,8 +168,7 @@ class TaskService:
             if not woken or subscription.by_key or self._waiters.closing:
                 return True
             self._waiters.rearm(subscription)
-            next_due_ms = await self._store.next_due_ms(queue)
-            if next_due_ms is not None and next_due_ms <= self._clock.now_ms():
+            if await self._store.has_claimable(queue, types, self._clock.now_ms()):
                 return True
 
     async def heartbeat(self, task_id: str, lease_token: str, lease_seconds: int | None) -> Task:

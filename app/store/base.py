@@ -119,6 +119,10 @@ class Store(Protocol):
         """When the queue's earliest queued task is due (None when none is queued)."""
         ...
 
+    async def has_claimable(self, queue: str, types: Sequence[str] | None, now_ms: int) -> bool:
+        """Whether a claim with these types would get a task now (read only)."""
+        ...
+
     # Queues
     async def get_queue(self, name: str, now_ms: int) -> QueueInfo | None:
         """A queue with live stats, or None."""

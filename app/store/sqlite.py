@@ -256,6 +256,20 @@ class SqliteStore:
 
         return await self._read(query)
 
+    async def has_claimable(self, queue: str, types: Sequence[str] | None, now_ms: int) -> bool:
+        sql = self._queries["queue_claimable"]
+        params = {
+            "queue": queue,
+            "types": orjson.dumps(list(types)).decode() if types else None,
+            "now": now_ms,
+        }
+
+        def query(conn: apsw.Connection) -> bool:
+            row = conn.execute(sql, params).fetchone()
+            return bool(row and row[0])
+
+        return await self._read(query)
+
     # -- queues ---------------------------------------------------------------------
 
     async def get_queue(self, name: str, now_ms: int) -> QueueInfo | None:

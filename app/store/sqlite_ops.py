@@ -139,7 +139,7 @@ class SqliteWriteOps:
                 "payload": new.payload_json,
                 "priority": int(new.priority),
                 "max_attempts": new.max_attempts or config.max_attempts,
-                "retry": retry_to_json(new.retry),
+                "retry": retry_to_json(new.retry.apply_to(config.retry) if new.retry else None),
                 "lease_seconds": new.lease_seconds or config.lease_seconds,
                 "run_at": new.run_at_ms,
                 "now": now_ms,
@@ -221,8 +221,7 @@ class SqliteWriteOps:
         if row is None:
             raise self._lease_problem(conn, task_id)
         task = task_from_row(row)
-        if task.worker_id is not None:
-            conn.execute(self._q["worker_touch"], {"worker_id": task.worker_id, "now": now_ms})
+        self._touch_worker(conn, task.worker_id, now_ms)
         return task
 
     def complete(
@@ -234,7 +233,13 @@ class SqliteWriteOps:
         ).fetchone()
         if row is None:
             raise self._lease_problem(conn, task_id)
-        return task_from_row(row)
+        task = task_from_row(row)
+        self._touch_worker(conn, task.worker_id, now_ms)
+        return task
+
+    def _touch_worker(self, conn: apsw.Connection, worker_id: str | None, now_ms: int) -> None:
+        if worker_id is not None:
+            conn.execute(self._q["worker_touch"], {"worker_id": worker_id, "now": now_ms})
 
     def fail(
         self,
@@ -251,7 +256,9 @@ class SqliteWriteOps:
         ).fetchone()
         if row is None:
             raise self._lease_problem(conn, task_id)
-        return self._end_attempt(conn, task_from_row(row), error, retry, retry_after_ms, now_ms)
+        task = task_from_row(row)
+        self._touch_worker(conn, task.worker_id, now_ms)
+        return self._end_attempt(conn, task, error, retry, retry_after_ms, now_ms)
 
     def _end_attempt(
         self,
@@ -306,8 +313,8 @@ class SqliteWriteOps:
                 f"task {task_id} is {task.state.value}, not running: this lease is no longer valid"
             )
         return LeaseLost(
-            f"task {task_id} is leased with another token (it was claimed again after "
-            "this lease expired); this attempt's result is not accepted"
+            f"the lease token is not task {task_id}'s current lease (the lease expired and the "
+            "task was claimed again, or the token is wrong); this call changed nothing"
         )
 
     def cancel(self, conn: apsw.Connection, task_id: str, now_ms: int) -> Task:

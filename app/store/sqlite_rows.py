@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from app.core.models import Priority, QueueOverrides, RetryPolicy, Task, TaskState
+from app.core.models import Priority, QueueOverrides, RetryPatch, RetryPolicy, Task, TaskState
 
 # Column order of `tasks` as created by the migrations; rows come from SELECT * / RETURNING *.
 TASK_COLUMNS = (
@@ -124,7 +124,12 @@ def overrides_to_json(overrides: QueueOverrides) -> str:
     if overrides.max_attempts is not None:
         data["max_attempts"] = overrides.max_attempts
     if overrides.retry is not None:
-        data["retry"] = orjson.loads(retry_to_json(overrides.retry) or "null")
+        patch = {
+            name: getattr(overrides.retry, name)
+            for name in ("initial_delay_seconds", "factor", "max_delay_seconds", "jitter")
+            if getattr(overrides.retry, name) is not None
+        }
+        data["retry"] = patch
     if overrides.lease_seconds is not None:
         data["lease_seconds"] = overrides.lease_seconds
     if overrides.retention_seconds is not None:
@@ -137,7 +142,7 @@ def overrides_from_json(text: str) -> QueueOverrides:
     retry = data.get("retry")
     return QueueOverrides(
         max_attempts=data.get("max_attempts"),
-        retry=retry_from_dict(retry) if retry is not None else None,
+        retry=RetryPatch(**retry) if retry is not None else None,
         lease_seconds=data.get("lease_seconds"),
         retention_seconds=data.get("retention_seconds"),
     )

@@ -13,6 +13,7 @@ from app.core.models import (
     NewTask,
     Priority,
     QueueOverrides,
+    RetryPatch,
     RetryPolicy,
     SubmitOutcome,
     TaskFilter,
@@ -89,12 +90,28 @@ async def test_claim_skips_future_tasks_other_types_and_paused_queues(store: Sto
     assert await store.next_due_ms("q") == NOW + 60_000
 
 
+async def test_has_claimable_reads_what_a_claim_would_get(store: Store) -> None:
+    assert not await store.has_claimable("q", None, NOW)
+    await submit_one(store, new(run_at_ms=NOW + 1000))
+    assert not await store.has_claimable("q", None, NOW)
+    assert await store.has_claimable("q", None, NOW + 1000)
+    assert not await store.has_claimable("q", ["other"], NOW + 1000)
+    assert await store.has_claimable("q", ["other", "t"], NOW + 1000)
+    await store.set_paused("q", True, None, NOW)
+    assert not await store.has_claimable("q", None, NOW + 1000)
+
+
 async def test_claim_respects_max_tasks_and_lease_override(store: Store) -> None:
     for _ in range(5):
         await submit_one(store, new())
     claimed = await store.claim("q", "w", 2, 5, None, NOW)
     assert len(claimed) == 2
     assert all(t.lease_expires_at_ms == NOW + 5000 for t in claimed)
+    # The claim's lease length is for this lease only; the task keeps its own default.
+    first = claimed[0]
+    assert first.lease_seconds == 30 and first.lease_token is not None
+    beat = await store.heartbeat(first.id, first.lease_token, None, NOW + 1000)
+    assert beat.lease_expires_at_ms == NOW + 31_000
 
 
 async def test_idempotent_submit_returns_original_or_conflicts(store: Store) -> None:
@@ -170,7 +187,7 @@ async def test_fail_retries_with_backoff_then_goes_dead(store: Store) -> None:
 
 
 async def test_fail_without_retry_or_with_retry_after(store: Store) -> None:
-    a = (await submit_one(store, new(retry=RetryPolicy(10, 2, 100, False)))).task
+    a = (await submit_one(store, new(retry=RetryPatch(10, 2, 100, False)))).task
     b = (await submit_one(store, new())).task
     claimed = {t.id: t for t in await store.claim("q", "w", 2, None, None, NOW)}
     token_a, token_b = claimed[a.id].lease_token, claimed[b.id].lease_token
@@ -242,6 +259,16 @@ async def test_queue_stats_and_configuration(store: Store) -> None:
     assert (await submit_one(store, new())).task.max_attempts == 3
     assert [q.name for q in await store.list_queues(NOW)] == ["q"]
     assert await store.get_queue("unknown", NOW) is None
+
+
+async def test_partial_retry_policies_fill_in_from_the_queue(store: Store) -> None:
+    await store.configure_queue(
+        "q", QueueOverrides(retry=RetryPatch(factor=3)), frozenset({"retry"}), NOW
+    )
+    info = await store.get_queue("q", NOW)
+    assert info is not None and info.config.retry == RetryPolicy(1, 3, 60, False)
+    task = (await submit_one(store, new(retry=RetryPatch(initial_delay_seconds=5)))).task
+    assert task.retry == RetryPolicy(5, 3, 60, False)
 
 
 async def test_list_filters_and_pages_newest_first(store: Store) -> None:

@@ -40,6 +40,14 @@ SELECT min(next_run_at) FROM (
     SELECT min(run_at) FROM tasks WHERE queue = :queue AND state = 'queued' AND priority = 2
 );
 
+-- name: queue_claimable
+-- Whether a claim could get something now: the queue runs and a matching task is due.
+SELECT coalesce((SELECT paused FROM queues WHERE name = :queue), 1) = 0 AND EXISTS (
+    SELECT 1 FROM tasks
+    WHERE queue = :queue AND state = 'queued' AND priority IN (0, 1, 2) AND run_at <= :now
+      AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+);
+
 -- name: task_insert
 INSERT INTO tasks (id, queue, type, payload, priority, state, max_attempts, retry,
                    lease_seconds, run_at, created_at, updated_at, idempotency_key, tags)
@@ -84,7 +92,6 @@ SET state = 'running',
     attempts = attempts + 1,
     lease_token = 'lt_' || lower(hex(randomblob(16))),
     lease_expires_at = :now + 1000 * coalesce(:lease_seconds, lease_seconds),
-    lease_seconds = coalesce(:lease_seconds, lease_seconds),
     worker_id = :worker_id,
     started_at = :now,
     updated_at = :now
