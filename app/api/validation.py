@@ -29,10 +29,21 @@ def _field_name(prefix: str, path: list[str | int]) -> str:
 def _errors(
     validator: jsonschema_rs.Draft202012Validator, instance: Any, prefix: str
 ) -> list[FieldError]:
-    return [
-        FieldError(_field_name(prefix, list(error.instance_path)), _clip(error.message))
-        for error in validator.iter_errors(instance)
-    ][:20]
+    return [_field_error(error, prefix) for error in validator.iter_errors(instance)][:20]
+
+
+def _field_error(error: jsonschema_rs.ValidationError, prefix: str) -> FieldError:
+    """Name the field itself: a missing property, not its parent; say plainly what `not` meant."""
+    path = list(error.instance_path)
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        return FieldError(_field_name(prefix, [*path, kind.property]), "is required")
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Not):
+        excluded = kind.schema.get("required") if isinstance(kind.schema, dict) else None
+        if isinstance(excluded, list) and excluded:
+            together = " and ".join(str(name) for name in excluded)
+            return FieldError(_field_name(prefix, path), f"{together} cannot be given together")
+    return FieldError(_field_name(prefix, path), _clip(error.message))
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,3 +115,14 @@ async def test_batch_over_the_limit_is_refused_whole(client: httpx.AsyncClient) 
         await client.post("/v1/queues/q/tasks/batch", json={"tasks": tasks}), 422, "invalid-input"
     )
     assert await task_count(client) == 0
+
+
+async def test_field_errors_name_the_field_itself(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/queues/q/tasks", json={"delay_seconds": 1, "run_at": "2030-01-01T00:00:00Z"}
+    )
+    body = assert_problem(response, 422, "invalid-input")
+    assert body["errors"] == [
+        {"field": "body.type", "message": "is required"},
+        {"field": "body", "message": "delay_seconds and run_at cannot be given together"},
+    ]
