@@ -180,7 +180,9 @@ class SqliteStore:
             "before_id": task_filter.before_id,
             "limit": task_filter.limit,
         }
-        return await self._read(self._fetch_tasks("task_list", params))
+        by_queue_state = task_filter.queue is not None and task_filter.state is not None
+        query = "task_list_queue_state" if by_queue_state else "task_list"
+        return await self._read(self._fetch_tasks(query, params))
 
     async def cancel(self, task_id: str, now_ms: int) -> Task:
         return await self._write(partial(self._ops.cancel, task_id=task_id, now_ms=now_ms))

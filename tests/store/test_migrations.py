@@ -57,6 +57,25 @@ def test_claim_walks_only_the_due_partial_index(db_path: Path) -> None:
     assert not any(d.startswith("SCAN tasks") for d in searches), details
 
 
+def test_listing_a_queue_state_walks_its_index(db_path: Path) -> None:
+    sql = load_queries("sqlite")["task_list_queue_state"]
+    params = {
+        "queue": "q",
+        "state": "dead",
+        "type": None,
+        "tag": None,
+        "before_id": None,
+        "limit": 5,
+    }
+    connection = connect(SqliteOptions(path=db_path))
+    try:
+        details = [str(row[3]) for row in connection.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    finally:
+        connection.close()
+    assert any("tasks_by_queue_state" in d for d in details), details
+    assert not any("TEMP B-TREE" in d for d in details), details
+
+
 def test_named_queries_parse_and_reject_duplicates() -> None:
     parsed = parse_named_queries("-- name: a\nSELECT 1;\n-- name: b\nSELECT 2;\n")
     assert parsed == {"a": "SELECT 1;", "b": "SELECT 2;"}

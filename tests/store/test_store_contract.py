@@ -280,6 +280,9 @@ async def test_list_filters_and_pages_newest_first(store: Store) -> None:
     tagged = await store.list_tasks(TaskFilter(tag="x"))
     assert sorted(t.id for t in tagged) == sorted([ids[1], ids[3]])
     assert await store.list_tasks(TaskFilter(state=TaskState.dead)) == []
+    by_queue_state = await store.list_tasks(TaskFilter(queue="q", state=TaskState.queued, limit=2))
+    assert [t.id for t in by_queue_state] == ids[::-1][:2]
+    assert await store.list_tasks(TaskFilter(queue="other", state=TaskState.queued)) == []
 
 
 async def test_workers_are_registered_with_their_leases(store: Store) -> None:

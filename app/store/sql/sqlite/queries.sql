@@ -68,6 +68,16 @@ WHERE (:queue IS NULL OR queue = :queue)
 ORDER BY id DESC
 LIMIT :limit;
 
+-- name: task_list_queue_state
+-- The common filter (a queue's tasks in one state) walks tasks_by_queue_state in id order.
+SELECT * FROM tasks
+WHERE queue = :queue AND state = :state
+  AND (:type IS NULL OR type = :type)
+  AND (:tag IS NULL OR EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = :tag))
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit;
+
 -- name: dead_list
 SELECT * FROM tasks
 WHERE queue = :queue AND state = 'dead' AND (:before_id IS NULL OR id < :before_id)
