@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from app.resources import PROJECT_ROOT
+from app.resources import CHECKOUT_ROOT
 from app.store.migrate import migrate_sqlite, schema_sql
 from app.store.queries import load_queries, parse_named_queries
 from app.store.sqlite import SqliteOptions, connect
 
-SNAPSHOT = PROJECT_ROOT / "migrations" / "schema" / "sqlite.sql"
+SNAPSHOT = CHECKOUT_ROOT / "migrations" / "schema" / "sqlite.sql"
 
 
 def test_migrations_equal_the_committed_snapshot(tmp_path: Path) -> None:
