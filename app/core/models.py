@@ -160,11 +160,6 @@ class SubmitOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class HeartbeatOutcome:
-    task: Task
-
-
-@dataclass(frozen=True, slots=True)
 class QueueCounts:
     due: int = 0
     scheduled: int = 0
