@@ -216,6 +216,7 @@ async def test_cancel_queued_running_and_finished(store: Store) -> None:
     (claimed,) = await store.claim("q", "w", 1, None, None, NOW)
     requested = await store.cancel(running.id, NOW)
     assert requested.state is TaskState.running and requested.cancel_requested
+    assert await store.cancel(running.id, NOW + 1000) == requested
     assert claimed.lease_token is not None
     beat = await store.heartbeat(running.id, claimed.lease_token, None, NOW)
     assert beat.cancel_requested

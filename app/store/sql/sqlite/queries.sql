@@ -162,7 +162,10 @@ WHERE id = :id AND state = 'queued'
 RETURNING *;
 
 -- name: task_request_cancel
-UPDATE tasks SET cancel_requested = 1, updated_at = :now
+-- A repeated cancel of a running task changes nothing (not even updated_at).
+UPDATE tasks
+SET cancel_requested = 1,
+    updated_at = CASE WHEN cancel_requested = 1 THEN updated_at ELSE :now END
 WHERE id = :id AND state = 'running'
 RETURNING *;
 
