@@ -1,0 +1,1 @@
+"""Push delivery to webhooks: SSRF guard, signing and the delivery loop (being built)."""
