@@ -1,4 +1,73 @@
 """Python SDK for taskgate (clients and the runner harness); it talks to the HTTP API only.
 
-The SDK itself arrives with the workers issue; this package reserves the import name.
+`Client` (blocking) and `AsyncClient` cover every v1 operation; errors are in `errors`.
 """
+
+from ._http import Retries
+from .client import AsyncClient, Client
+from .errors import (
+    ApiError,
+    BadRequest,
+    ClientError,
+    Conflict,
+    LeaseLost,
+    NotFound,
+    RateLimited,
+    ServerUnavailable,
+    TransportError,
+    WaitTimeout,
+)
+from .models import (
+    BatchItem,
+    BatchResult,
+    FieldError,
+    HeartbeatResult,
+    Lease,
+    Priority,
+    Problem,
+    Queue,
+    QueueConfig,
+    QueueCounts,
+    RetryPolicy,
+    Task,
+    TaskError,
+    TaskPage,
+    TaskSpec,
+    TaskState,
+    Worker,
+    WorkerLease,
+)
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "BadRequest",
+    "BatchItem",
+    "BatchResult",
+    "Client",
+    "ClientError",
+    "Conflict",
+    "FieldError",
+    "HeartbeatResult",
+    "Lease",
+    "LeaseLost",
+    "NotFound",
+    "Priority",
+    "Problem",
+    "Queue",
+    "QueueConfig",
+    "QueueCounts",
+    "RateLimited",
+    "Retries",
+    "RetryPolicy",
+    "ServerUnavailable",
+    "Task",
+    "TaskError",
+    "TaskPage",
+    "TaskSpec",
+    "TaskState",
+    "TransportError",
+    "WaitTimeout",
+    "Worker",
+    "WorkerLease",
+]

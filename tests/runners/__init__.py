@@ -1,0 +1,1 @@
+"""Tests of the runners SDK's clients against real `taskgate serve` processes."""
