@@ -1,6 +1,7 @@
 """Python SDK for taskgate (clients and the runner harness); it talks to the HTTP API only.
 
-`Client` (blocking) and `AsyncClient` cover every v1 operation; errors are in `errors`.
+`Client` (blocking) and `AsyncClient` cover every v1 operation; errors are in `errors`;
+`Runner` runs handlers for claimed tasks (`Retry` and `Permanent` steer a failure).
 """
 
 from ._http import Retries
@@ -17,6 +18,7 @@ from .errors import (
     TransportError,
     WaitTimeout,
 )
+from .execution import Permanent, Retry
 from .models import (
     BatchItem,
     BatchResult,
@@ -37,6 +39,7 @@ from .models import (
     Worker,
     WorkerLease,
 )
+from .runner import Runner
 
 __all__ = [
     "ApiError",
@@ -52,6 +55,7 @@ __all__ = [
     "Lease",
     "LeaseLost",
     "NotFound",
+    "Permanent",
     "Priority",
     "Problem",
     "Queue",
@@ -59,7 +63,9 @@ __all__ = [
     "QueueCounts",
     "RateLimited",
     "Retries",
+    "Retry",
     "RetryPolicy",
+    "Runner",
     "ServerUnavailable",
     "Task",
     "TaskError",

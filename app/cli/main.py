@@ -11,6 +11,7 @@ from app.cli.options import add_settings_flags, settings_from_args
 from app.core.errors import StoreError
 from app.settings import SettingsError
 from app.store.migrate import migrate_sqlite
+from runners.cli import add_runner_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,12 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings_flags(migrate, names=("database",))
     migrate.set_defaults(command_parser=migrate)
+    runner = commands.add_parser(
+        "runner",
+        help="run task handlers: MODULE:ATTRIBUTE names a runners.Runner",
+        description="Claim tasks and run them through a Runner until SIGTERM or SIGINT.",
+    )
+    add_runner_arguments(runner)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "runner":
+        from runners.cli import run_from_args
+
+        return run_from_args(args)
     try:
         settings = settings_from_args(args)
     except SettingsError as exc:
