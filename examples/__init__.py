@@ -1,0 +1,1 @@
+"""taskgate examples (importable so `examples.python.tasks:runner` resolves)."""

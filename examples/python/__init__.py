@@ -1,0 +1,1 @@
+"""A Python runner example."""
