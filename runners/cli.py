@@ -44,6 +44,11 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the taskgate server (default: $TASKGATE_URL, the runner's own, then {DEFAULT_URL})",
     )
     parser.add_argument(
+        "--worker-id",
+        metavar="ID",
+        help="the id the runner claims under (default: $TASKGATE_WORKER_ID, else host:pid:random)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -90,6 +95,9 @@ def run_from_args(args: argparse.Namespace) -> int:
             return 2
         runner.concurrency = args.concurrency
     runner.base_url = args.url or os.environ.get("TASKGATE_URL") or runner.base_url or DEFAULT_URL
+    worker_id = args.worker_id or os.environ.get("TASKGATE_WORKER_ID")
+    if worker_id:
+        runner.worker_id = worker_id
     if not runner.queues:
         print("taskgate runner: no queue (give --queue NAME)", file=sys.stderr)
         return 2
