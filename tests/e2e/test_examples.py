@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import IN_CI
 
-from .harness import REPO_ROOT, ServerFactory, clean_env, wait_until
+from .harness import REPO_ROOT, ServerFactory, ServerProcess, clean_env, wait_until
 
 EXAMPLES = REPO_ROOT / "examples"
 
@@ -24,6 +24,19 @@ def require(*tools: str) -> None:
         pytest.skip(f"{', '.join(missing)} not installed")
 
 
+def run_worker_once(command: list[str], server: ServerProcess, queue: str) -> None:
+    """Run an example worker with `--once` against `server` and check it exited cleanly."""
+    completed = subprocess.run(
+        [*command, "--once"],
+        env=clean_env({"TASKGATE_URL": server.base_url, "QUEUE": queue}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
 def test_shell_worker_completes_a_task(start_server: ServerFactory) -> None:
     require("curl", "jq")
     server = start_server()
@@ -31,15 +44,7 @@ def test_shell_worker_completes_a_task(start_server: ServerFactory) -> None:
         task = http.post(
             "/v1/queues/emails/tasks", json={"type": "echo", "payload": {"n": 7}}
         ).json()
-        completed = subprocess.run(
-            [str(EXAMPLES / "curl" / "worker.sh"), "--once"],
-            env=clean_env({"TASKGATE_URL": server.base_url, "QUEUE": "emails"}),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert completed.returncode == 0, completed.stderr
+        run_worker_once([str(EXAMPLES / "curl" / "worker.sh")], server, "emails")
         done = http.get(f"/v1/tasks/{task['id']}").json()
     assert done["state"] == "succeeded"
     assert done["result"] == {"echo": {"n": 7}}
@@ -52,15 +57,7 @@ def test_node_worker_completes_a_task(start_server: ServerFactory) -> None:
         good = http.post(
             "/v1/queues/text/tasks", json={"type": "text.upper", "payload": {"text": "shout"}}
         ).json()
-        completed = subprocess.run(
-            ["node", str(EXAMPLES / "node" / "worker.mjs"), "--once"],
-            env=clean_env({"TASKGATE_URL": server.base_url, "QUEUE": "text"}),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert completed.returncode == 0, completed.stderr
+        run_worker_once(["node", str(EXAMPLES / "node" / "worker.mjs")], server, "text")
         done = http.get(f"/v1/tasks/{good['id']}").json()
     assert done["state"] == "succeeded"
     assert done["result"] == {"text": "SHOUT"}
