@@ -57,6 +57,7 @@ def build_new_task(
     elif "delay_seconds" in body:
         run_at_ms = now_ms + round(float(body["delay_seconds"]) * 1000)
     retry = body.get("retry")
+    idempotency_key = header_key if header_key is not None else body_key
     return NewTask(
         id=new_task_id(),
         queue=queue,
@@ -67,7 +68,8 @@ def build_new_task(
         max_attempts=body.get("max_attempts"),
         retry=None if retry is None else RetryPatch(**retry),
         lease_seconds=body.get("lease_seconds"),
-        idempotency_key=header_key if header_key is not None else body_key,
-        request_hash=fingerprint(body),
+        idempotency_key=idempotency_key,
+        # Only a keyed submit is ever compared with an earlier one; skip the hash otherwise.
+        request_hash=fingerprint(body) if idempotency_key is not None else "",
         tags=tuple(body.get("tags", ())),
     )
