@@ -22,6 +22,13 @@ class TaskState(StrEnum):
     cancelled = "cancelled"
 
 
+class Delivery(StrEnum):
+    """How a queue's tasks reach their handlers."""
+
+    pull = "pull"  # workers claim them
+    push = "push"  # the server POSTs each one to the queue's webhook
+
+
 TERMINAL_STATES = frozenset({TaskState.succeeded, TaskState.dead, TaskState.cancelled})
 
 
@@ -89,6 +96,43 @@ class QueueOverrides:
                 else self.retention_seconds
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A push queue's target and how hard to drive it."""
+
+    url: str
+    signing_secrets: tuple[str, ...]
+    timeout_seconds: float = 30.0
+    max_concurrency: int = 10
+    max_dispatches_per_second: float | None = None
+    retry_client_errors: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """A queue's delivery mode and its webhook (kept while the queue is back on pull)."""
+
+    mode: Delivery = Delivery.pull
+    webhook: Webhook | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushQueue:
+    """A running push queue, as the dispatcher needs it."""
+
+    name: str
+    webhook: Webhook
+    config: QueueConfig
+
+
+@dataclass(frozen=True, slots=True)
+class PushClaim:
+    """Tasks claimed for delivery; `limited`: the queue's limits held back due tasks."""
+
+    tasks: list[Task]
+    limited: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +228,7 @@ class QueueInfo:
     config: QueueConfig
     counts: QueueCounts
     oldest_due_age_ms: int | None
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +247,7 @@ class WorkerInfo:
     last_seen_at_ms: int
     queues: tuple[str, ...]
     leases: tuple[WorkerLease, ...] = field(default=())
+    info: dict[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)

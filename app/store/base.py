@@ -11,8 +11,11 @@ from typing import Protocol
 
 from app.core.errors import TaskgateError
 from app.core.models import (
+    DeliveryConfig,
     ErrorReport,
     NewTask,
+    PushClaim,
+    PushQueue,
     QueueInfo,
     QueueOverrides,
     SubmitOutcome,
@@ -74,8 +77,37 @@ class Store(Protocol):
         lease_seconds: int | None,
         types: Sequence[str] | None,
         now_ms: int,
+        worker_info: dict[str, object] | None = None,
     ) -> list[Task]:
-        """Lease up to `max_tasks` due tasks in priority order (none if paused)."""
+        """Lease up to `max_tasks` due tasks in priority order (none if paused).
+
+        `worker_info` (what the worker says about itself) replaces the stored copy.
+
+        Raises:
+            Conflict: the queue delivers by push.
+        """
+        ...
+
+    async def claim_push(
+        self, queue: str, worker_id: str, max_tasks: int, lease_seconds: int, now_ms: int
+    ) -> PushClaim:
+        """Lease due tasks of a running push queue for delivery.
+
+        Claims at most what the webhook's `max_concurrency` (tasks running in the queue,
+        whoever holds them) and `max_dispatches_per_second` (a token bucket kept in the
+        database) allow, so the limits hold across processes and hosts.
+        """
+        ...
+
+    async def release(self, task_id: str, lease_token: str, now_ms: int) -> Task:
+        """Hand a leased task back, due now, without using up its attempt.
+
+        A task whose cancel was requested is cancelled instead.
+
+        Raises:
+            NotFound: no such task.
+            LeaseLost: the token is not the task's current lease.
+        """
         ...
 
     async def heartbeat(
@@ -132,10 +164,20 @@ class Store(Protocol):
         """Every queue with live stats."""
         ...
 
+    async def list_push_queues(self) -> list[PushQueue]:
+        """Push queues that are not paused, with their webhook and effective config."""
+        ...
+
     async def configure_queue(
-        self, name: str, overrides: QueueOverrides, fields: frozenset[str], now_ms: int
+        self,
+        name: str,
+        overrides: QueueOverrides,
+        fields: frozenset[str],
+        now_ms: int,
+        delivery: DeliveryConfig | None = None,
     ) -> QueueInfo:
-        """Set the named `fields` of the queue's overrides (creating the queue)."""
+        """Set the named `fields` of the queue's overrides (creating the queue), and its
+        delivery when `delivery` is given (None keeps it)."""
         ...
 
     async def set_paused(

@@ -17,8 +17,11 @@ import orjson
 
 from app.core.errors import StoreError, TaskgateError
 from app.core.models import (
+    DeliveryConfig,
     ErrorReport,
     NewTask,
+    PushClaim,
+    PushQueue,
     QueueConfig,
     QueueCounts,
     QueueInfo,
@@ -31,7 +34,12 @@ from app.core.models import (
 )
 from app.store.queries import load_queries
 from app.store.sqlite_ops import SqliteWriteOps
-from app.store.sqlite_rows import overrides_from_json, task_from_row
+from app.store.sqlite_rows import (
+    delivery_from_row,
+    overrides_from_json,
+    task_from_row,
+    webhook_from_json,
+)
 from app.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -195,6 +203,7 @@ class SqliteStore:
         lease_seconds: int | None,
         types: Sequence[str] | None,
         now_ms: int,
+        worker_info: dict[str, object] | None = None,
     ) -> list[Task]:
         op = partial(
             self._ops.claim,
@@ -204,8 +213,27 @@ class SqliteStore:
             lease_seconds=lease_seconds,
             types=types,
             now_ms=now_ms,
+            worker_info=worker_info,
         )
         return await self._write(op)
+
+    async def claim_push(
+        self, queue: str, worker_id: str, max_tasks: int, lease_seconds: int, now_ms: int
+    ) -> PushClaim:
+        op = partial(
+            self._ops.claim_push,
+            queue=queue,
+            worker_id=worker_id,
+            max_tasks=max_tasks,
+            lease_seconds=lease_seconds,
+            now_ms=now_ms,
+        )
+        return await self._write(op)
+
+    async def release(self, task_id: str, lease_token: str, now_ms: int) -> Task:
+        return await self._write(
+            partial(self._ops.release, task_id=task_id, lease_token=lease_token, now_ms=now_ms)
+        )
 
     async def heartbeat(
         self, task_id: str, lease_token: str, lease_seconds: int | None, now_ms: int
@@ -297,7 +325,7 @@ class SqliteStore:
         oldest_due_ms: int | None,
         now_ms: int,
     ) -> QueueInfo:
-        name, paused, pause_reason, overrides_json = row
+        name, paused, pause_reason, overrides_json, delivery, webhook_json = row
         overrides = overrides_from_json(overrides_json)
         return QueueInfo(
             name=name,
@@ -314,6 +342,7 @@ class SqliteStore:
                 cancelled=counts.get("cancelled", 0),
             ),
             oldest_due_age_ms=None if oldest_due_ms is None else max(now_ms - oldest_due_ms, 0),
+            delivery=delivery_from_row(delivery, webhook_json),
         )
 
     async def list_queues(self, now_ms: int) -> list[QueueInfo]:
@@ -341,11 +370,30 @@ class SqliteStore:
 
         return await self._read(query)
 
+    async def list_push_queues(self) -> list[PushQueue]:
+        sql = self._queries["push_queues"]
+
+        def query(conn: apsw.Connection) -> list[PushQueue]:
+            queues = []
+            for name, overrides_json, webhook_json in conn.execute(sql):
+                webhook = webhook_from_json(webhook_json)
+                assert webhook is not None
+                config = overrides_from_json(overrides_json).apply_to(self._defaults)
+                queues.append(PushQueue(name=name, webhook=webhook, config=config))
+            return queues
+
+        return await self._read(query)
+
     async def configure_queue(
-        self, name: str, overrides: QueueOverrides, fields: frozenset[str], now_ms: int
+        self,
+        name: str,
+        overrides: QueueOverrides,
+        fields: frozenset[str],
+        now_ms: int,
+        delivery: DeliveryConfig | None = None,
     ) -> QueueInfo:
         def op(conn: apsw.Connection) -> QueueInfo:
-            self._ops.configure_queue(conn, name, overrides, fields, now_ms)
+            self._ops.configure_queue(conn, name, overrides, fields, now_ms, delivery)
             info = self._queue_info(conn, name, now_ms)
             assert info is not None
             return info
@@ -396,8 +444,9 @@ class SqliteStore:
                     last_seen_at_ms=last_seen,
                     queues=tuple(orjson.loads(queues)),
                     leases=tuple(leases.get(worker_id, ())),
+                    info=None if info is None else orjson.loads(info),
                 )
-                for worker_id, first_seen, last_seen, queues in rows
+                for worker_id, first_seen, last_seen, queues, info in rows
             ]
 
         return await self._read(query)

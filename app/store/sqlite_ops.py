@@ -12,8 +12,10 @@ import orjson
 from app.core.errors import Conflict, IdempotencyMismatch, LeaseLost, NotFound, TaskgateError
 from app.core.lifecycle import decide_failure
 from app.core.models import (
+    DeliveryConfig,
     ErrorReport,
     NewTask,
+    PushClaim,
     QueueConfig,
     QueueOverrides,
     SubmitOutcome,
@@ -25,6 +27,8 @@ from app.store.sqlite_rows import (
     overrides_to_json,
     retry_to_json,
     task_from_row,
+    webhook_from_json,
+    webhook_to_json,
 )
 
 # Keep the newest errors only: a task may have up to 1,000 attempts.
@@ -62,6 +66,7 @@ class SqliteWriteOps:
         patch: QueueOverrides,
         fields: frozenset[str],
         now_ms: int,
+        delivery: DeliveryConfig | None = None,
     ) -> None:
         conn.execute(self._q["queue_ensure"], {"name": name, "now": now_ms})
         row: Any = conn.execute(self._q["queue_get"], {"name": name}).fetchone()
@@ -76,6 +81,16 @@ class SqliteWriteOps:
             self._q["queue_set_overrides"],
             {"name": name, "overrides": overrides_to_json(merged), "now": now_ms},
         )
+        if delivery is not None:
+            conn.execute(
+                self._q["queue_set_delivery"],
+                {
+                    "name": name,
+                    "delivery": delivery.mode.value,
+                    "webhook": webhook_to_json(delivery.webhook),
+                    "now": now_ms,
+                },
+            )
 
     def set_paused(
         self, conn: apsw.Connection, name: str, paused: bool, reason: str | None, now_ms: int
@@ -179,13 +194,36 @@ class SqliteWriteOps:
         lease_seconds: int | None,
         types: Sequence[str] | None,
         now_ms: int,
+        worker_info: dict[str, object] | None = None,
     ) -> list[Task]:
         queue_row: Any = conn.execute(self._q["queue_get"], {"name": queue}).fetchone()
+        if queue_row is not None and queue_row[4] == "push":
+            raise Conflict(
+                f"queue {queue!r} delivers its tasks by push to its webhook; pull claims are "
+                "refused (PATCH the queue with delivery: pull to claim from it)"
+            )
         conn.execute(
             self._q["worker_seen"], {"worker_id": worker_id, "queue": queue, "now": now_ms}
         )
+        if worker_info is not None:
+            conn.execute(
+                self._q["worker_describe"],
+                {"worker_id": worker_id, "info": orjson.dumps(worker_info).decode()},
+            )
         if queue_row is None or queue_row[1]:
             return []
+        return self._claim_rows(conn, queue, worker_id, max_tasks, lease_seconds, types, now_ms)
+
+    def _claim_rows(
+        self,
+        conn: apsw.Connection,
+        queue: str,
+        worker_id: str,
+        max_tasks: int,
+        lease_seconds: int | None,
+        types: Sequence[str] | None,
+        now_ms: int,
+    ) -> list[Task]:
         rows: Any = conn.execute(
             self._q["claim"],
             {
@@ -200,6 +238,59 @@ class SqliteWriteOps:
         tasks = [task_from_row(row) for row in rows]
         tasks.sort(key=lambda task: (task.priority, task.run_at_ms, task.id))
         return tasks
+
+    def claim_push(
+        self,
+        conn: apsw.Connection,
+        queue: str,
+        worker_id: str,
+        max_tasks: int,
+        lease_seconds: int,
+        now_ms: int,
+    ) -> PushClaim:
+        """Claim for delivery within the webhook's limits, counted across all processes.
+
+        The writer holds the database's write lock, so the running count and the token
+        bucket read here cannot change under this transaction.
+        """
+        row: Any = conn.execute(self._q["push_queue_get"], {"name": queue}).fetchone()
+        if row is None:
+            return PushClaim([], limited=False)
+        paused, delivery, webhook_json, tokens, tokens_at = row
+        webhook = webhook_from_json(webhook_json)
+        if paused or delivery != "push" or webhook is None:
+            return PushClaim([], limited=False)
+        (running,) = conn.execute(self._q["queue_running"], {"queue": queue}).fetchone()  # type: ignore[misc]
+        allowed = min(max_tasks, webhook.max_concurrency - running)
+        rate = webhook.max_dispatches_per_second
+        if rate is not None:
+            burst = max(1.0, rate)
+            if tokens is None or tokens_at is None:
+                tokens = burst
+            else:
+                tokens = min(burst, tokens + max(now_ms - tokens_at, 0) / 1000 * rate)
+            allowed = min(allowed, int(tokens))
+        if allowed <= 0:
+            return PushClaim([], limited=True)
+        tasks = self._claim_rows(conn, queue, worker_id, allowed, lease_seconds, None, now_ms)
+        if tasks:
+            conn.execute(
+                self._q["worker_seen"], {"worker_id": worker_id, "queue": queue, "now": now_ms}
+            )
+            if rate is not None:
+                conn.execute(
+                    self._q["push_queue_spend"],
+                    {"name": queue, "tokens": tokens - len(tasks), "now": now_ms},
+                )
+        return PushClaim(tasks, limited=len(tasks) == allowed and allowed < max_tasks)
+
+    def release(self, conn: apsw.Connection, task_id: str, lease_token: str, now_ms: int) -> Task:
+        row: Any = conn.execute(
+            self._q["task_release"], {"id": task_id, "lease_token": lease_token, "now": now_ms}
+        ).fetchone()
+        if row is None:
+            raise self._lease_problem(conn, task_id)
+        return task_from_row(row)
 
     def heartbeat(
         self,
@@ -368,7 +459,7 @@ class SqliteWriteOps:
     ) -> int:
         deleted = 0
         queue_rows: Any = conn.execute(self._q["queue_list"]).fetchall()
-        for name, _paused, _reason, overrides in queue_rows:
+        for name, _paused, _reason, overrides, *_delivery in queue_rows:
             retention_ms = (
                 overrides_from_json(overrides).apply_to(self._defaults).retention_seconds * 1000
             )

@@ -7,7 +7,17 @@ from typing import Any
 
 import orjson
 
-from app.core.models import Priority, QueueOverrides, RetryPatch, RetryPolicy, Task, TaskState
+from app.core.models import (
+    Delivery,
+    DeliveryConfig,
+    Priority,
+    QueueOverrides,
+    RetryPatch,
+    RetryPolicy,
+    Task,
+    TaskState,
+    Webhook,
+)
 
 # Column order of `tasks` as created by the migrations; rows come from SELECT * / RETURNING *.
 TASK_COLUMNS = (
@@ -146,3 +156,36 @@ def overrides_from_json(text: str) -> QueueOverrides:
         lease_seconds=data.get("lease_seconds"),
         retention_seconds=data.get("retention_seconds"),
     )
+
+
+def webhook_to_json(webhook: Webhook | None) -> str | None:
+    if webhook is None:
+        return None
+    return orjson.dumps(
+        {
+            "url": webhook.url,
+            "signing_secrets": list(webhook.signing_secrets),
+            "timeout_seconds": webhook.timeout_seconds,
+            "max_concurrency": webhook.max_concurrency,
+            "max_dispatches_per_second": webhook.max_dispatches_per_second,
+            "retry_client_errors": webhook.retry_client_errors,
+        }
+    ).decode()
+
+
+def webhook_from_json(text: str | None) -> Webhook | None:
+    if text is None:
+        return None
+    data = orjson.loads(text)
+    return Webhook(
+        url=data["url"],
+        signing_secrets=tuple(data["signing_secrets"]),
+        timeout_seconds=float(data["timeout_seconds"]),
+        max_concurrency=int(data["max_concurrency"]),
+        max_dispatches_per_second=data["max_dispatches_per_second"],
+        retry_client_errors=bool(data["retry_client_errors"]),
+    )
+
+
+def delivery_from_row(mode: str, webhook_json: str | None) -> DeliveryConfig:
+    return DeliveryConfig(mode=Delivery(mode), webhook=webhook_from_json(webhook_json))

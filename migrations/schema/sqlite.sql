@@ -14,7 +14,8 @@ CREATE TABLE queues (
     overrides     TEXT NOT NULL DEFAULT '{}',
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
-) STRICT;
+, delivery TEXT NOT NULL DEFAULT 'pull'
+    CHECK (delivery IN ('pull', 'push')), webhook TEXT, dispatch_tokens REAL, dispatch_tokens_at INTEGER) STRICT;
 CREATE TABLE tasks (
     id                TEXT PRIMARY KEY,
     queue             TEXT NOT NULL,
@@ -46,7 +47,7 @@ CREATE TABLE workers (
     first_seen_at  INTEGER NOT NULL,
     last_seen_at   INTEGER NOT NULL,
     queues         TEXT NOT NULL DEFAULT '[]'
-) STRICT;
+, info TEXT) STRICT;
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
 CREATE INDEX tasks_by_queue_state ON tasks (queue, state, id);
 CREATE INDEX tasks_by_worker ON tasks (worker_id) WHERE state = 'running';

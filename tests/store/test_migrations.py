@@ -85,3 +85,39 @@ def test_named_queries_parse_and_reject_duplicates() -> None:
         assert "twice" in str(exc)
     else:
         raise AssertionError("a duplicate name must be refused")
+
+
+def test_upgrading_a_version_1_database_keeps_its_data(tmp_path: Path) -> None:
+    """A database made by 0001 alone, with a queue and a task, upgrades in place."""
+    from yoyo import get_backend, read_migrations
+
+    only_first = tmp_path / "v1"
+    only_first.mkdir()
+    first = CHECKOUT_ROOT / "migrations" / "sqlite" / "0001_initial.sql"
+    (only_first / first.name).write_text(first.read_text())
+    path = tmp_path / "old.db"
+    backend = get_backend(f"sqlite:///{path}")
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(read_migrations(str(only_first))))
+    backend.connection.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO queues (name, paused, created_at, updated_at) VALUES ('old', 1, 1, 1)"
+        )
+        connection.execute(
+            "INSERT INTO tasks (id, queue, type, payload, priority, state, max_attempts, "
+            "lease_seconds, run_at, created_at, updated_at) "
+            "VALUES ('t1', 'old', 'x', '{}', 1, 'queued', 3, 60, 1, 1, 1)"
+        )
+    connection.close()
+
+    report = migrate_sqlite(path)
+
+    assert report.already_applied == ("0001_initial",)
+    assert "0002_push_delivery" in report.applied
+    with sqlite3.connect(path) as connection:
+        queue = connection.execute("SELECT paused, delivery, webhook FROM queues").fetchone()
+        task = connection.execute("SELECT id, state FROM tasks").fetchone()
+    connection.close()
+    assert queue == (1, "pull", None)
+    assert task == ("t1", "queued")

@@ -6,10 +6,27 @@ INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
 ON CONFLICT (name) DO NOTHING;
 
 -- name: queue_get
-SELECT name, paused, pause_reason, overrides FROM queues WHERE name = :name;
+SELECT name, paused, pause_reason, overrides, delivery, webhook FROM queues WHERE name = :name;
 
 -- name: queue_list
-SELECT name, paused, pause_reason, overrides FROM queues ORDER BY name;
+SELECT name, paused, pause_reason, overrides, delivery, webhook FROM queues ORDER BY name;
+
+-- name: queue_set_delivery
+UPDATE queues SET delivery = :delivery, webhook = :webhook, updated_at = :now WHERE name = :name;
+
+-- name: push_queues
+SELECT name, overrides, webhook FROM queues
+WHERE delivery = 'push' AND paused = 0 AND webhook IS NOT NULL ORDER BY name;
+
+-- name: push_queue_get
+SELECT paused, delivery, webhook, dispatch_tokens, dispatch_tokens_at FROM queues
+WHERE name = :name;
+
+-- name: push_queue_spend
+UPDATE queues SET dispatch_tokens = :tokens, dispatch_tokens_at = :now WHERE name = :name;
+
+-- name: queue_running
+SELECT count(*) FROM tasks WHERE queue = :queue AND state = 'running';
 
 -- name: queue_set_overrides
 UPDATE queues SET overrides = :overrides, updated_at = :now WHERE name = :name;
@@ -140,6 +157,19 @@ SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now
 WHERE id = :id AND state = 'running' AND lease_token = :lease_token
 RETURNING *;
 
+-- name: task_release
+-- Hand a leased task back without using up its attempt (e.g. its push queue was paused).
+UPDATE tasks
+SET state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,
+    attempts = max(attempts - 1, 0),
+    run_at = :now,
+    finished_at = CASE WHEN cancel_requested = 1 THEN :now ELSE NULL END,
+    updated_at = :now,
+    lease_token = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :lease_token
+RETURNING *;
+
 -- name: task_leased
 SELECT * FROM tasks WHERE id = :id AND state = 'running' AND lease_token = :lease_token;
 
@@ -208,11 +238,14 @@ ON CONFLICT (id) DO UPDATE SET
         ELSE json_insert(workers.queues, '$[#]', :queue)
     END;
 
+-- name: worker_describe
+UPDATE workers SET info = :info WHERE id = :worker_id;
+
 -- name: worker_touch
 UPDATE workers SET last_seen_at = :now WHERE id = :worker_id;
 
 -- name: worker_list
-SELECT id, first_seen_at, last_seen_at, queues FROM workers
+SELECT id, first_seen_at, last_seen_at, queues, info FROM workers
 ORDER BY last_seen_at DESC LIMIT :limit;
 
 -- name: worker_leases

@@ -1,0 +1,14 @@
+-- taskgate schema v2: push delivery to webhooks, and what workers say about themselves.
+-- depends: 0001_initial
+
+-- `webhook` is JSON ({url, signing_secrets, timeout_seconds, max_concurrency,
+-- max_dispatches_per_second, retry_client_errors}); the two dispatch_* columns are the
+-- token bucket behind max_dispatches_per_second, shared by every server process.
+ALTER TABLE queues ADD COLUMN delivery TEXT NOT NULL DEFAULT 'pull'
+    CHECK (delivery IN ('pull', 'push'));
+ALTER TABLE queues ADD COLUMN webhook TEXT;
+ALTER TABLE queues ADD COLUMN dispatch_tokens REAL;
+ALTER TABLE queues ADD COLUMN dispatch_tokens_at INTEGER;
+
+-- JSON ({host, pid, version, sdk}) from the worker's latest claim that sent one.
+ALTER TABLE workers ADD COLUMN info TEXT;
