@@ -75,6 +75,12 @@ class Settings:
     worker_retention_seconds: int = _setting(
         86_400, "forget idle workers after this long", minimum=1
     )
+    dispatch: bool = _setting(True, "deliver the tasks of push queues from this server")
+    webhook_allow: str = _setting(
+        "",
+        "comma-separated host names and CIDRs webhooks may target although not public "
+        "(e.g. 127.0.0.1/32,::1 for local receivers)",
+    )
     log_format: str = _setting("text", "log line format", choices=("text", "json"))
     log_level: str = _setting("info", "log level", choices=("debug", "info", "warning", "error"))
     graceful_timeout_seconds: float = _setting(

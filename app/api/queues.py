@@ -19,7 +19,7 @@ async def get_queue(ctx: RequestContext) -> Response:
 
 async def configure_queue(ctx: RequestContext) -> Response:
     info = await ctx.services.queues.configure(ctx.params["queue"], ctx.body)
-    return JSONResponse(queue_json(info))
+    return JSONResponse(queue_json(info, reveal_secrets=True))
 
 
 async def pause_queue(ctx: RequestContext) -> Response:

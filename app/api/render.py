@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 
 from app.core.clock import format_ms
-from app.core.models import QueueInfo, RetryPolicy, Task, WorkerInfo
+from app.core.models import QueueInfo, RetryPolicy, Task, Webhook, WorkerInfo
+from app.dispatch.signing import SECRET_PREFIX
 
 
 def _ts(ms: int | None) -> str | None:
@@ -69,10 +70,31 @@ def task_json(task: Task, with_lease: bool = False) -> dict[str, Any]:
     return body
 
 
-def queue_json(info: QueueInfo) -> dict[str, Any]:
+def _mask_secret(secret: str) -> str:
+    return f"{SECRET_PREFIX}…{secret[-4:]}"
+
+
+def webhook_json(webhook: Webhook, reveal_secrets: bool) -> dict[str, Any]:
+    """A webhook; its signing secrets in full only when `reveal_secrets`."""
+    return {
+        "url": webhook.url,
+        "signing_secrets": [
+            secret if reveal_secrets else _mask_secret(secret) for secret in webhook.signing_secrets
+        ],
+        "timeout_seconds": webhook.timeout_seconds,
+        "max_concurrency": webhook.max_concurrency,
+        "max_dispatches_per_second": webhook.max_dispatches_per_second,
+        "retry_client_errors": webhook.retry_client_errors,
+    }
+
+
+def queue_json(info: QueueInfo, reveal_secrets: bool = False) -> dict[str, Any]:
     counts = info.counts
+    webhook = info.delivery.webhook
     return {
         "name": info.name,
+        "delivery": info.delivery.mode.value,
+        "webhook": None if webhook is None else webhook_json(webhook, reveal_secrets),
         "paused": info.paused,
         "pause_reason": info.pause_reason,
         "counts": {
@@ -103,6 +125,7 @@ def worker_json(worker: WorkerInfo, now_ms: int, alive_window_ms: int) -> dict[s
         "last_seen_at": format_ms(worker.last_seen_at_ms),
         "alive": now_ms - worker.last_seen_at_ms <= alive_window_ms,
         "queues": list(worker.queues),
+        "info": worker.info,
         "in_flight": len(worker.leases),
         "leases": [
             {

@@ -21,6 +21,7 @@ async def claim_tasks(ctx: RequestContext) -> Response:
         wait_s=float(body.get("wait_seconds", 0)),
         lease_seconds=body.get("lease_seconds"),
         types=body.get("types"),
+        worker_info=body.get("worker_info"),
     )
     return JSONResponse({"tasks": [task_json(t, with_lease=True) for t in tasks]})
 

@@ -128,14 +128,26 @@ class TaskService:
         wait_s: float,
         lease_seconds: int | None,
         types: Sequence[str] | None,
+        worker_info: dict[str, object] | None = None,
     ) -> list[Task]:
-        """Lease due tasks, long-polling up to `wait_s` (capped) when none is due."""
+        """Lease due tasks, long-polling up to `wait_s` (capped) when none is due.
+
+        Raises:
+            Conflict: the queue delivers by push.
+        """
         deadline = asyncio.get_running_loop().time() + min(wait_s, self._limits.long_poll_max_s)
         while True:
             with self._waiters.subscribe(queue_key(queue)) as subscription:
                 tasks = await self._store.claim(
-                    queue, worker_id, max_tasks, lease_seconds, types, self._clock.now_ms()
+                    queue,
+                    worker_id,
+                    max_tasks,
+                    lease_seconds,
+                    types,
+                    self._clock.now_ms(),
+                    worker_info,
                 )
+                worker_info = None  # stored once per request
                 if tasks or self._waiters.closing:
                     return tasks
                 if not await self._sleep_until_claimable(queue, types, deadline, subscription):

@@ -42,7 +42,7 @@ def resolver_to(*addresses: str) -> Resolver:
 async def test_non_public_targets_are_refused(url: str) -> None:
     with pytest.raises(TargetRejected) as caught:
         await check_target(url, NOBODY)
-    assert caught.value.errors[0].field == "body.url"
+    assert caught.value.errors[0].field == "body.webhook.url"
 
 
 async def test_a_name_resolving_to_loopback_is_refused() -> None:
