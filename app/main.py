@@ -25,6 +25,8 @@ from app.api.spec import load_spec
 from app.api.validation import item_validator
 from app.core.clock import Clock, SystemClock
 from app.core.models import QueueConfig, RetryPolicy
+from app.dispatch.ssrf import AllowList
+from app.dispatch.webhooks import Dispatcher
 from app.resources import openapi_path
 from app.service.queues import QueueService
 from app.service.sweeper import Sweeper
@@ -41,6 +43,11 @@ log = logging.getLogger("taskgate")
 class Services:
     tasks: TaskService
     queues: QueueService
+
+
+def webhook_allow_list(settings: Settings) -> AllowList:
+    """The `webhook_allow` setting as an AllowList."""
+    return AllowList.parse([e for e in settings.webhook_allow.split(",") if e.strip()])
 
 
 def queue_defaults(settings: Settings) -> QueueConfig:
@@ -121,9 +128,22 @@ def create_app(
         tasks=TaskService(
             store, waiters, clock, TaskLimits(long_poll_max_s=settings.long_poll_max_seconds)
         ),
-        queues=QueueService(store, waiters, clock),
+        queues=QueueService(store, waiters, clock, webhook_allow_list(settings)),
     )
     sweeper = Sweeper(store, waiters, clock, settings.worker_retention_seconds)
+    dispatcher = (
+        Dispatcher(
+            store,
+            services.tasks,
+            services.queues,
+            waiters,
+            clock,
+            webhook_allow_list(settings),
+            grace_s=min(settings.graceful_timeout_seconds, 10.0),
+        )
+        if settings.dispatch
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,11 +158,17 @@ def create_app(
                 waiters.watch_changes(store.change_marker, settings.wake_poll_seconds)
             ),
         ]
+        delivering = asyncio.create_task(dispatcher.run()) if dispatcher else None
         log.info("taskgate ready", extra={"database": str(settings.database_path)})
         try:
             yield
         finally:
             waiters.close()
+            if delivering is not None and dispatcher is not None:
+                # Deliveries in flight get the dispatcher's grace period, then are handed back.
+                await asyncio.wait([delivering], timeout=dispatcher.grace_s + 5)
+                delivering.cancel()
+                await asyncio.gather(delivering, return_exceptions=True)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

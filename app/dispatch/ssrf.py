@@ -25,8 +25,19 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+RESOLVE_TIMEOUT_S = 5.0
+
+
 class TargetRejected(InvalidInput):
-    """The webhook URL is not an acceptable delivery target."""
+    """The webhook URL is not an acceptable delivery target.
+
+    `transient`: the host did not resolve (it may later); otherwise the URL or one of its
+    addresses is refused by policy.
+    """
+
+    def __init__(self, message: str, fields: list[FieldError], transient: bool = False) -> None:
+        super().__init__(message, fields)
+        self.transient = transient
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +103,12 @@ def why_not_public(address: IPAddress) -> str | None:
     return None
 
 
-def _reject(url: str, message: str) -> TargetRejected:
-    return TargetRejected(f"webhook url {url!r}: {message}", [FieldError("body.url", message)])
+def _reject(url: str, message: str, transient: bool = False) -> TargetRejected:
+    return TargetRejected(
+        f"webhook url {url!r}: {message}",
+        [FieldError("body.webhook.url", message)],
+        transient=transient,
+    )
 
 
 def split_target(url: str) -> tuple[str, str, int]:
@@ -102,7 +117,10 @@ def split_target(url: str) -> tuple[str, str, int]:
     Raises:
         TargetRejected: another scheme, no host, credentials, or a bad port.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise _reject(url, "is not a valid URL") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise _reject(url, "must be an http or https URL")
@@ -143,9 +161,14 @@ async def check_target(
         raw_addresses = [str(literal)]
     else:
         try:
-            raw_addresses = await resolve(host, port)
+            raw_addresses = await asyncio.wait_for(resolve(host, port), RESOLVE_TIMEOUT_S)
+        except TimeoutError:
+            raise _reject(url, f"host {host!r} did not resolve in time", transient=True) from None
         except OSError as exc:
-            raise _reject(url, f"host {host!r} does not resolve ({exc.strerror or exc})") from None
+            detail = f"host {host!r} does not resolve ({exc.strerror or exc})"
+            raise _reject(url, detail, transient=True) from None
+        except (UnicodeError, ValueError):
+            raise _reject(url, f"host {host!r} is not a valid host name") from None
     addresses = tuple(
         dict.fromkeys(ipaddress.ip_address(a.split("%", 1)[0]) for a in raw_addresses)
     )
@@ -154,7 +177,7 @@ async def check_target(
     host_allowed = allow.allows_host(host)
     for address in addresses:
         reason = why_not_public(address)
-        if reason and not (host_allowed or allow.allows_address(address)):
+        if reason is not None and not (host_allowed or allow.allows_address(address)):
             raise _reject(
                 url,
                 f"resolves to {address}, which is {reason}; only public addresses are "

@@ -57,7 +57,11 @@ def settings_flags(settings: Mapping[str, Any]) -> list[str]:
     """`--name value` flags for settings given by their Settings field names."""
     flags: list[str] = []
     for name, value in settings.items():
-        flags += ["--" + name.replace("_", "-"), str(value)]
+        flag = name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            flags += [f"--{flag}", str(value)]
     return flags
 
 
