@@ -190,10 +190,18 @@ class QueueDispatch:
             )
 
     async def _drain(self) -> None:
-        """Let deliveries in flight finish within the grace period; hand the rest back."""
+        """Let deliveries in flight finish; hand back those still running at the deadline.
+
+        At shutdown the deadline is the grace period; when only this queue's settings
+        changed, a delivery may run for its whole timeout.
+        """
         if not self._in_flight:
             return
-        _, pending = await asyncio.wait(list(self._in_flight), timeout=self._d.grace_s)
+        if self._d.waiters.closing:
+            deadline_s = self._d.grace_s
+        else:
+            deadline_s = self.queue.webhook.timeout_seconds + 1
+        _, pending = await asyncio.wait(list(self._in_flight), timeout=deadline_s)
         stuck = [self._in_flight[delivery] for delivery in pending]
         for delivery in pending:
             delivery.cancel()
