@@ -22,6 +22,7 @@ async def claim_tasks(ctx: RequestContext) -> Response:
         lease_seconds=body.get("lease_seconds"),
         types=body.get("types"),
         worker_info=body.get("worker_info"),
+        client_gone=ctx.request.is_disconnected,
     )
     return JSONResponse({"tasks": [task_json(t, with_lease=True) for t in tasks]})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,8 +129,13 @@ class TaskService:
         lease_seconds: int | None,
         types: Sequence[str] | None,
         worker_info: dict[str, object] | None = None,
+        client_gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> list[Task]:
         """Lease due tasks, long-polling up to `wait_s` (capped) when none is due.
+
+        `client_gone` is asked after every wait: a claimer that hung up (a worker that
+        stopped) must not be handed tasks it will never see, which would then wait for
+        their lease to expire.
 
         Raises:
             Conflict: the queue delivers by push.
@@ -151,6 +156,8 @@ class TaskService:
                 if tasks or self._waiters.closing:
                     return tasks
                 if not await self._sleep_until_claimable(queue, types, deadline, subscription):
+                    return []
+                if client_gone is not None and await client_gone():
                     return []
 
     async def _sleep_until_claimable(
