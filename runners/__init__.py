@@ -27,9 +27,6 @@ from .models import (
     Lease,
     Priority,
     Problem,
-    Queue,
-    QueueConfig,
-    QueueCounts,
     RetryPolicy,
     Task,
     TaskError,
@@ -37,8 +34,10 @@ from .models import (
     TaskSpec,
     TaskState,
     Worker,
+    WorkerInfo,
     WorkerLease,
 )
+from .queues import Delivery, Queue, QueueConfig, QueueCounts, Webhook, WebhookPatch
 from .runner import Runner
 
 __all__ = [
@@ -50,6 +49,7 @@ __all__ = [
     "Client",
     "ClientError",
     "Conflict",
+    "Delivery",
     "FieldError",
     "HeartbeatResult",
     "Lease",
@@ -74,6 +74,9 @@ __all__ = [
     "TaskState",
     "TransportError",
     "WaitTimeout",
+    "Webhook",
+    "WebhookPatch",
     "Worker",
+    "WorkerInfo",
     "WorkerLease",
 ]

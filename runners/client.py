@@ -43,21 +43,25 @@ from .models import (
     BatchResult,
     HeartbeatResult,
     Priority,
-    Queue,
     RetryPolicy,
     Task,
     TaskPage,
     TaskSpec,
     TaskState,
     Worker,
+    WorkerInfo,
 )
+from .queues import Delivery, Queue, WebhookPatch
 
 # The server caps a long-poll at 25 s by default; asking for more only wastes a round trip.
 DEFAULT_POLL_SECONDS = 25.0
 
 
 class AsyncClient:
-    """Every taskgate v1 operation over `httpx.AsyncClient`; use with `async with`."""
+    """Every taskgate v1 operation over `httpx.AsyncClient`; use with `async with`.
+
+    `token`, if given, goes with every request as `Authorization: Bearer <token>`.
+    """
 
     def __init__(
         self,
@@ -247,11 +251,15 @@ class AsyncClient:
         wait_seconds: float = 0.0,
         lease_seconds: int | None = None,
         types: Sequence[str] | None = None,
+        worker_info: WorkerInfo | None = None,
     ) -> list[Task]:
         """Lease up to `max_tasks` due tasks (each with `.lease`), long-polling `wait_seconds`.
 
+        `worker_info` (host, pid, versions) is what `list_workers` shows for `worker_id`.
+
         Raises:
-            BadRequest, ServerUnavailable, TransportError (not retried once possibly sent).
+            BadRequest, Conflict (the queue delivers by push), ServerUnavailable,
+            TransportError (not retried once possibly sent).
         """
         body: dict[str, Any] = {
             "worker_id": worker_id,
@@ -262,6 +270,8 @@ class AsyncClient:
             body["lease_seconds"] = lease_seconds
         if types is not None:
             body["types"] = list(types)
+        if worker_info is not None and (info := worker_info.to_json()):
+            body["worker_info"] = info
         data = await self._session.request(
             "POST",
             f"/v1/queues/{segment(queue)}/claim",
@@ -360,18 +370,27 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         lease_seconds: int | None = None,
         retention_seconds: int | None = None,
+        delivery: Delivery | str | None = None,
+        webhook: WebhookPatch | None = None,
         reset: Collection[str] = (),
     ) -> Queue:
         """Change the queue's defaults; None keeps a field, `reset` names fields to default.
 
+        `delivery=Delivery.PUSH` with a `webhook` makes the server POST each task to it;
+        `reset=["webhook"]` removes the webhook (only while delivery is pull). The answer
+        shows the webhook's signing secrets in full, `get_queue` only masked.
+
         Raises:
-            BadRequest, ServerUnavailable, TransportError.
+            BadRequest (also a webhook URL the server refuses, push without a webhook),
+            ServerUnavailable, TransportError.
         """
         changes: dict[str, Any] = {
             "max_attempts": max_attempts,
             "retry": None if retry is None else retry.to_json(),
             "lease_seconds": lease_seconds,
             "retention_seconds": retention_seconds,
+            "delivery": None if delivery is None else str(delivery),
+            "webhook": None if webhook is None else webhook.to_json(),
         }
         body = {name: value for name, value in changes.items() if value is not None}
         body.update(dict.fromkeys(reset))

@@ -6,7 +6,7 @@ ClientError
  └── ApiError              the server answered with an RFC 9457 problem (4xx/5xx)
       ├── BadRequest       400 malformed body, 413 too large, 415 media type, 422 invalid
       ├── NotFound         404 no such task or queue
-      ├── Conflict         409 the request conflicts with the task's state
+      ├── Conflict         409 conflicts with the task's state, or a claim on a push queue
       │    └── LeaseLost   409 `urn:taskgate:problem:lease-lost`: a stale lease token
       ├── RateLimited      429 too many requests (retried, honouring Retry-After)
       └── ServerUnavailable  503 the database is busy or down (retried, honouring Retry-After)
@@ -83,7 +83,7 @@ class NotFound(ApiError):
 
 
 class Conflict(ApiError):
-    """The request conflicts with the task's state (a finished task, a reused key)."""
+    """The request conflicts with the current state (finished task, reused key, push queue)."""
 
 
 class LeaseLost(Conflict):

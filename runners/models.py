@@ -1,6 +1,7 @@
-"""Typed, frozen views of what the taskgate API returns, and of what a submit sends.
+"""Typed, frozen views of tasks and workers as the API returns them, and of what a submit sends.
 
-Timestamps are timezone-aware `datetime`s in UTC; payloads and results stay plain JSON.
+Queues and their delivery are in `runners.queues`. Timestamps are timezone-aware
+`datetime`s in UTC; payloads and results stay plain JSON.
 """
 
 from __future__ import annotations
@@ -322,65 +323,6 @@ class HeartbeatResult:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueCounts:
-    """Tasks of a queue by state; `queued` is `due` + `scheduled`."""
-
-    queued: int
-    due: int
-    scheduled: int
-    running: int
-    succeeded: int
-    dead: int
-    cancelled: int
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> QueueCounts:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
-
-
-@dataclass(frozen=True, slots=True)
-class QueueConfig:
-    """A queue's defaults for its tasks, and how long finished tasks are kept."""
-
-    max_attempts: int
-    retry: RetryPolicy
-    lease_seconds: int
-    retention_seconds: int
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> QueueConfig:
-        return cls(
-            max_attempts=data["max_attempts"],
-            retry=RetryPolicy.from_json(data["retry"]),
-            lease_seconds=data["lease_seconds"],
-            retention_seconds=data["retention_seconds"],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    """A queue with live stats and its configuration."""
-
-    name: str
-    paused: bool
-    pause_reason: str | None
-    counts: QueueCounts
-    oldest_due_age_seconds: float | None
-    config: QueueConfig
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Queue:
-        return cls(
-            name=data["name"],
-            paused=data["paused"],
-            pause_reason=data.get("pause_reason"),
-            counts=QueueCounts.from_json(data["counts"]),
-            oldest_due_age_seconds=data.get("oldest_due_age_seconds"),
-            config=QueueConfig.from_json(data["config"]),
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class WorkerLease:
     """A lease a worker holds right now."""
 
@@ -394,8 +336,40 @@ class WorkerLease:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """What a worker says about itself with each claim (`WorkerInfo` in the spec).
+
+    Every field is optional; the server keeps the latest claim's copy and shows it in
+    `GET /v1/workers`.
+    """
+
+    host: str | None = None
+    pid: int | None = None
+    version: str | None = None
+    sdk: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkerInfo:
+        return cls(
+            host=data.get("host"),
+            pid=data.get("pid"),
+            version=data.get("version"),
+            sdk=data.get("sdk"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields that are set (an unset field is left out, not sent as null)."""
+        fields = {"host": self.host, "pid": self.pid, "version": self.version, "sdk": self.sdk}
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
 class Worker:
-    """A worker as seen through its claims and heartbeats."""
+    """A worker as seen through its claims and heartbeats.
+
+    `info` is what its latest claim said about it (None if it never sent any, or if the
+    server predates worker info).
+    """
 
     id: str
     first_seen_at: datetime
@@ -404,9 +378,11 @@ class Worker:
     queues: tuple[str, ...]
     in_flight: int
     leases: tuple[WorkerLease, ...] = field(default=())
+    info: WorkerInfo | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Worker:
+        info = data.get("info")
         return cls(
             id=data["id"],
             first_seen_at=parse_time(data["first_seen_at"]),
@@ -415,4 +391,5 @@ class Worker:
             queues=tuple(data["queues"]),
             in_flight=data["in_flight"],
             leases=tuple(WorkerLease.from_json(lease) for lease in data["leases"]),
+            info=None if info is None else WorkerInfo.from_json(info),
         )

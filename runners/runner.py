@@ -7,6 +7,8 @@ exception becomes a failure (see `Retry` and `Permanent` to steer what happens n
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib.metadata
 import logging
 import os
 import signal
@@ -19,21 +21,53 @@ from typing import TypeVar
 from .client import AsyncClient
 from .errors import ClientError
 from .execution import Execution, Handler
-from .models import Task
+from .models import Task, WorkerInfo
 
 H = TypeVar("H", bound=Handler)
 
 log = logging.getLogger(__name__)
 
-# After a failed claim (server down), wait this long before claiming again.
 # The claim endpoint's `types` filter takes at most this many names (openapi.yaml).
 MAX_CLAIM_TYPES = 32
+# After a failed claim (server down), wait this long before claiming again.
 CLAIM_ERROR_PAUSE_SECONDS = 1.0
+# What the runner says about itself in `worker_info`, within the spec's length limits.
+SDK_NAME = "taskgate-python"
+DISTRIBUTION_NAME = "taskgate"
+UNKNOWN_VERSION = "0+unknown"
+MAX_HOST_CHARS = 255
+MAX_VERSION_CHARS = 64
 
 
 def default_worker_id() -> str:
     """`{hostname}:{pid}:{random}`: stable for the life of the process, unique across restarts."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def installed_version() -> str:
+    """The version of the installed `taskgate` distribution, or "0+unknown" without one."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION_NAME)[:MAX_VERSION_CHARS]
+    except importlib.metadata.PackageNotFoundError:
+        return UNKNOWN_VERSION
+
+
+def default_worker_info(overrides: WorkerInfo | None = None) -> WorkerInfo:
+    """This process's host name, pid, taskgate version and SDK; fields set in `overrides` win."""
+    info = WorkerInfo(
+        host=socket.gethostname()[:MAX_HOST_CHARS] or None,
+        pid=os.getpid(),
+        version=installed_version(),
+        sdk=SDK_NAME,
+    )
+    if overrides is None:
+        return info
+    chosen = {
+        name: value
+        for name in (f.name for f in dataclasses.fields(overrides))
+        if (value := getattr(overrides, name)) is not None
+    }
+    return dataclasses.replace(info, **chosen)
 
 
 class Runner:
@@ -52,6 +86,9 @@ class Runner:
     * Tasks of a type without a handler are failed with `retry=False` (they go dead).
     * `stop()` ends `run()`: no more claims, in-flight tasks get `shutdown_grace_seconds`
       to finish, the rest are failed back at once (`retry_after_seconds=0`).
+    * Every claim carries `worker_info` (shown by `GET /v1/workers`): host name, pid,
+      taskgate version and `taskgate-python`, read when `run()` starts. Fields set in the
+      `worker_info` given here replace those defaults.
 
     With several queues, each queue's long-poll holds the slots it asked for until it
     returns, so queues share `concurrency` between their pending claims.
@@ -71,6 +108,7 @@ class Runner:
         task_timeout_seconds: float | None = None,
         heartbeat_fraction: float = 1 / 3,
         shutdown_grace_seconds: float = 30.0,
+        worker_info: WorkerInfo | None = None,
         client: AsyncClient | None = None,
     ) -> None:
         if concurrency < 1 or claim_batch < 1:
@@ -88,7 +126,9 @@ class Runner:
         self.task_timeout_seconds = task_timeout_seconds
         self.heartbeat_fraction = heartbeat_fraction
         self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.worker_info = worker_info
         self._client = client
+        self._claim_info: WorkerInfo | None = None
         self._handlers: dict[str, Handler] = {}
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
@@ -162,11 +202,19 @@ class Runner:
             self._stop_requested.set()
         self._free_slots = self.concurrency
         self._slot_freed = asyncio.Event()
+        # Read at run time, not in __init__: a runner built before a fork reports the child's pid.
+        self._claim_info = default_worker_info(self.worker_info)
         client = self._client or AsyncClient(self.base_url or "", token=self.token)
         executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="taskgate-runner")
         log.info("runner %s consuming %s", self.worker_id, ", ".join(self.queues))
         try:
             await self._claim_until_stopped(client, executor)
+            log.info(
+                "runner %s stopping: %d task(s) in flight get up to %g s to finish",
+                self.worker_id,
+                len(self._executions),
+                self.shutdown_grace_seconds,
+            )
             await self._drain(self.shutdown_grace_seconds)
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
@@ -213,6 +261,7 @@ class Runner:
                     wait_seconds=self.poll_seconds,
                     lease_seconds=self.lease_seconds,
                     types=self._claim_types(),
+                    worker_info=self._claim_info,
                 )
             except ClientError as exc:
                 log.warning("claim from %r failed: %s", queue, exc)

@@ -1,16 +1,20 @@
-"""Fixtures: one real server for the whole package, a fresh queue name per test, a client."""
+"""Fixtures: one real server for the package, a fresh queue per test, clients, runner processes."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
-from runners import Client
+from runners import AsyncClient, Client
 from tests.e2e.harness import ServerProcess, server_factory
 
+from .processes import RecordingProxy, RunnerProcess
 from .scripted import FAST_RETRIES
+
+RunnerFactory = Callable[..., RunnerProcess]
 
 
 @pytest.fixture(scope="package")
@@ -30,3 +34,32 @@ def queue() -> str:
 def client(server: ServerProcess) -> Iterator[Client]:
     with Client(server.base_url, retries=FAST_RETRIES) as sync_client:
         yield sync_client
+
+
+@pytest.fixture
+async def sdk(server: ServerProcess) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(server.base_url, retries=FAST_RETRIES) as async_client:
+        yield async_client
+
+
+@pytest.fixture
+def start_runner(tmp_path: Path) -> Iterator[RunnerFactory]:
+    """`start_runner(*args, env=None)` starts `python -m runners ARGS`; all die at teardown."""
+    started: list[RunnerProcess] = []
+
+    def start(*args: str, env: Mapping[str, str] | None = None) -> RunnerProcess:
+        log_path = tmp_path / f"runner{len(started) + 1}.log"
+        started.append(RunnerProcess(args, log_path, env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.close()
+
+
+@pytest.fixture
+def proxy(server: ServerProcess) -> Iterator[RecordingProxy]:
+    """A recording HTTP proxy in front of the server."""
+    recording = RecordingProxy(server.base_url)
+    yield recording
+    recording.close()

@@ -1,4 +1,4 @@
-"""A transport that counts requests and injects faults before or after the real server."""
+"""Transports that record requests and inject faults before or after the real server."""
 
 from __future__ import annotations
 
@@ -66,3 +66,31 @@ def unavailable(retry_after: str = "0") -> Fault:
 def connection_reset(request: httpx.Request) -> httpx.Response:
     """The connection broke before an answer arrived."""
     raise httpx.ReadError("connection reset by peer", request=request)
+
+
+class Partition(httpx.AsyncBaseTransport):
+    """Passes requests to the real server, except those `blocks` matches while `active`:
+    those fail to connect, as if the network between runner and server were cut."""
+
+    def __init__(self, blocks: Callable[[httpx.Request], bool]) -> None:
+        self.active = True
+        self.requests: list[httpx.Request] = []
+        self._blocks = blocks
+        self._inner = httpx.AsyncHTTPTransport()
+
+    def sent(self, operation: str) -> list[httpx.Request]:
+        """The requests whose path ends with `/{operation}` (e.g. "complete")."""
+        return [r for r in self.requests if r.url.path.endswith(f"/{operation}")]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.active and self._blocks(request):
+            raise httpx.ConnectError("partitioned from the server", request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def is_heartbeat(request: httpx.Request) -> bool:
+    return request.url.path.endswith("/heartbeat")

@@ -19,6 +19,7 @@ def test_public_names() -> None:
         "Client",
         "ClientError",
         "Conflict",
+        "Delivery",
         "FieldError",
         "HeartbeatResult",
         "Lease",
@@ -43,7 +44,10 @@ def test_public_names() -> None:
         "TaskState",
         "TransportError",
         "WaitTimeout",
+        "Webhook",
+        "WebhookPatch",
         "Worker",
+        "WorkerInfo",
         "WorkerLease",
     ]
     assert all(hasattr(runners, name) for name in runners.__all__)

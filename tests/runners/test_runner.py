@@ -4,53 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from runners import AsyncClient, Permanent, Retry, RetryPolicy, Runner, Task, TaskState
+from runners import AsyncClient, Permanent, Retry, Runner, TaskState
 from tests.e2e.harness import ServerProcess
 
-from .scripted import FAST_RETRIES
+from .inprocess import DEADLINE_S, SLOW_RETRY, eventually, make_runner, running
 
 pytestmark = pytest.mark.anyio
-
-# A retry far in the future: a failed task stays queued (not claimed again) while we look.
-SLOW_RETRY = RetryPolicy(initial_delay_seconds=3600, jitter=False)
-DEADLINE_S = 15.0
-
-
-def make_runner(server: ServerProcess, queue: str, **options: Any) -> Runner:
-    options.setdefault("poll_seconds", 1.0)
-    return Runner(server.base_url, queues=[queue], **options)
-
-
-@asynccontextmanager
-async def running(runner: Runner) -> AsyncIterator[asyncio.Task[None]]:
-    """Run `runner` in the background; stop it (gracefully) on exit."""
-    run = asyncio.create_task(runner.run())
-    try:
-        yield run
-    finally:
-        runner.stop()
-        await asyncio.wait_for(run, DEADLINE_S)
-
-
-async def eventually(sdk: AsyncClient, task_id: str, condition: Callable[[Task], bool]) -> Task:
-    """The task once `condition` holds (polled; fails after a generous deadline)."""
-    async with asyncio.timeout(DEADLINE_S):
-        while not condition(task := await sdk.get(task_id)):
-            await asyncio.sleep(0.02)
-    return task
-
-
-@pytest.fixture
-async def sdk(server: ServerProcess) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(server.base_url, retries=FAST_RETRIES) as async_client:
-        yield async_client
 
 
 async def test_sync_and_async_handlers_complete_with_their_results(
