@@ -17,9 +17,17 @@ class SettingsError(ValueError):
 
 
 def _setting(
-    default: Any, help: str, *, choices: tuple[str, ...] = (), minimum: float | None = None
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] = (),
+    minimum: float | None = None,
+    comma_list: bool = False,
 ) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
+    return field(
+        default=default,
+        metadata={"help": help, "choices": choices, "minimum": minimum, "comma_list": comma_list},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,7 @@ class Settings:
         "",
         "comma-separated host names and CIDRs webhooks may target although not public "
         "(e.g. 127.0.0.1/32,::1 for local receivers)",
+        comma_list=True,
     )
     log_format: str = _setting("text", "log line format", choices=("text", "json"))
     log_level: str = _setting("info", "log level", choices=("debug", "info", "warning", "error"))
@@ -104,7 +113,12 @@ def setting_fields() -> list[Any]:
     return list(fields(Settings))
 
 
-def _coerce(name: str, kind: Any, raw: Any) -> Any:
+def _coerce(spec: Any, raw: Any) -> Any:
+    name, kind = spec.name, spec.type
+    if isinstance(raw, list | tuple) and spec.metadata.get("comma_list"):
+        raw = ",".join(str(item) for item in raw)
+    if isinstance(raw, list | tuple | dict):
+        raise SettingsError(f"{name}: expected a single value, got {raw!r}")
     target = {"int": int, "float": float, "bool": bool, "str": str}[
         kind if isinstance(kind, str) else kind.__name__
     ]
@@ -174,7 +188,7 @@ def load_settings(
         if raw is not None:
             values[name] = raw
     settings = replace(
-        Settings(), **{name: _coerce(name, known[name].type, raw) for name, raw in values.items()}
+        Settings(), **{name: _coerce(known[name], raw) for name, raw in values.items()}
     )
     _validate(settings)
     return settings

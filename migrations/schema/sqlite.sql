@@ -14,8 +14,7 @@ CREATE TABLE queues (
     overrides     TEXT NOT NULL DEFAULT '{}',
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
-, delivery TEXT NOT NULL DEFAULT 'pull'
-    CHECK (delivery IN ('pull', 'push')), webhook TEXT, dispatch_tokens REAL, dispatch_tokens_at INTEGER) STRICT;
+, delivery TEXT NOT NULL DEFAULT 'pull', webhook TEXT, dispatch_tokens REAL, dispatch_tokens_at INTEGER) STRICT;
 CREATE TABLE tasks (
     id                TEXT PRIMARY KEY,
     queue             TEXT NOT NULL,

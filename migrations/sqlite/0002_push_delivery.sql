@@ -4,8 +4,9 @@
 -- `webhook` is JSON ({url, signing_secrets, timeout_seconds, max_concurrency,
 -- max_dispatches_per_second, retry_client_errors}); the two dispatch_* columns are the
 -- token bucket behind max_dispatches_per_second, shared by every server process.
-ALTER TABLE queues ADD COLUMN delivery TEXT NOT NULL DEFAULT 'pull'
-    CHECK (delivery IN ('pull', 'push'));
+-- (No CHECK on delivery: SQLite re-checks every row when such a column is added, and the
+-- migration runner prints that query's empty result; the app writes only 'pull'/'push'.)
+ALTER TABLE queues ADD COLUMN delivery TEXT NOT NULL DEFAULT 'pull';
 ALTER TABLE queues ADD COLUMN webhook TEXT;
 ALTER TABLE queues ADD COLUMN dispatch_tokens REAL;
 ALTER TABLE queues ADD COLUMN dispatch_tokens_at INTEGER;

@@ -65,3 +65,14 @@ def test_unreadable_or_malformed_files_are_named(tmp_path: Path) -> None:
     broken.write_text("port = = 1")
     with pytest.raises(SettingsError, match=r"broken\.toml"):
         load_settings(environ={}, config_file=broken)
+
+
+def test_a_comma_list_setting_takes_a_list_in_a_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "taskgate.toml"
+    config.write_text('webhook_allow = ["10.20.0.0/16", "hooks.internal"]\nport = [1, 2]\n')
+    with pytest.raises(SettingsError, match="port: expected a single value"):
+        load_settings(environ={}, config_file=config)
+    config.write_text('webhook_allow = ["10.20.0.0/16", "hooks.internal"]\n')
+    assert (
+        load_settings(environ={}, config_file=config).webhook_allow == "10.20.0.0/16,hooks.internal"
+    )
