@@ -37,6 +37,15 @@ class Settings:
     database: str = _setting("taskgate.db", "SQLite database file (created on first start)")
     host: str = _setting("127.0.0.1", "address to listen on")
     port: int = _setting(8000, "TCP port to listen on", minimum=0)
+    unix_socket: str = _setting(
+        "", "listen on this Unix socket path instead of host:port (behind nginx)"
+    )
+    trusted_proxies: str = _setting(
+        "",
+        "comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (empty: none; 'unix' for a Unix socket peer)",
+        comma_list=True,
+    )
     workers: int = _setting(1, "server processes; more than 1 runs gunicorn", minimum=1)
     durability: str = _setting(
         "full",

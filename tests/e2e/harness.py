@@ -215,8 +215,12 @@ class ServerProcess:
 
     # -- I/O ------------------------------------------------------------------------
 
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate as an admin to this server."""
+        return {}
+
     def client(self, timeout: float | httpx.Timeout = 10.0) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=timeout)
+        return httpx.Client(base_url=self.base_url, timeout=timeout, headers=self.auth_headers())
 
     def output(self) -> str:
         if self._log_file is not None:
