@@ -18,11 +18,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.api.guard import Guard
 from app.api.middleware import RequestIdMiddleware
 from app.api.problems import problem_response
 from app.api.routes import build_routes, request_id_of
 from app.api.spec import load_spec
 from app.api.validation import item_validator
+from app.auth.jwks import JwksError
+from app.auth.setup import build_verifier
 from app.core.clock import Clock, SystemClock
 from app.core.models import QueueConfig, RetryPolicy
 from app.dispatch.ssrf import AllowList
@@ -131,6 +134,8 @@ def create_app(
         queues=QueueService(store, waiters, clock, webhook_allow_list(settings)),
     )
     sweeper = Sweeper(store, waiters, clock, settings.worker_retention_seconds)
+    verifier = build_verifier(settings)
+    guard = Guard(verifier)
     dispatcher = (
         Dispatcher(
             store,
@@ -158,6 +163,13 @@ def create_app(
                 waiters.watch_changes(store.change_marker, settings.wake_poll_seconds)
             ),
         ]
+        if verifier is not None and verifier.jwks is not None and verifier.jwks.is_url:
+            try:
+                await verifier.jwks.fetch()
+            except JwksError as exc:
+                log.warning("tokens of the identity provider fail until it answers: %s", exc)
+        if verifier is None:
+            log.warning("authentication is OFF: anyone who can reach this server can do anything")
         delivering = asyncio.create_task(dispatcher.run()) if dispatcher else None
         log.info("taskgate ready", extra={"database": str(settings.database_path)})
         try:
@@ -178,7 +190,12 @@ def create_app(
             await store.close()
 
     app = Starlette(
-        routes=build_routes(spec, settings.max_body_bytes),
+        routes=build_routes(
+            spec,
+            settings.max_body_bytes,
+            metrics_auth=settings.metrics_auth,
+            docs_auth=settings.docs_auth,
+        ),
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: _problem_for_http_exception},
         lifespan=lifespan,
@@ -190,5 +207,6 @@ def create_app(
     app.state.services = services
     app.state.sweeper = sweeper
     app.state.waiters = waiters
+    app.state.guard = guard
     app.state.task_submit_validator = item_validator(spec, "TaskSubmit")
     return app

@@ -92,6 +92,38 @@ class Settings:
     worker_retention_seconds: int = _setting(
         86_400, "forget idle workers after this long", minimum=1
     )
+    auth: bool = _setting(
+        True, "require a bearer token (JWT) on /v1; turn off only on a trusted local setup"
+    )
+    auth_secret_file: str = _setting(
+        "",
+        "HS256 signing secrets, one per line, the first signs (default: taskgate.secret "
+        "next to the database, created on first start with mode 0600)",
+    )
+    auth_jwks: str = _setting(
+        "", "JWKS file path or https URL of an identity provider's public keys (optional)"
+    )
+    auth_issuer: str = _setting("taskgate", "required `iss` of tokens")
+    auth_audience: str = _setting("taskgate", "required `aud` of tokens")
+    auth_leeway_seconds: int = _setting(30, "clock skew tolerated on exp/nbf/iat", minimum=0)
+    metrics_auth: bool = _setting(True, "/metrics needs a token with the metrics scope")
+    docs_auth: bool = _setting(False, "/docs and /openapi.* need a token")
+    rate_limit_storage: str = _setting(
+        "memory://",
+        "where rate-limit counters live: memory:// (per process) or redis://host:port/db "
+        "(shared by every process and host)",
+    )
+    rate_limit_submit: str = _setting(
+        "20000/second", "limit per token on submits (a batch counts each task)"
+    )
+    rate_limit_work: str = _setting(
+        "20000/second", "limit per token on claim, heartbeat, complete and fail"
+    )
+    rate_limit_read: str = _setting("2000/second", "limit per token on reads")
+    rate_limit_admin: str = _setting("100/second", "limit per token on queue administration")
+    rate_limit_anonymous: str = _setting(
+        "20/second", "limit per client address on requests without a valid token"
+    )
     dispatch: bool = _setting(True, "deliver the tasks of push queues from this server")
     webhook_allow: str = _setting(
         "",

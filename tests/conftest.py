@@ -66,13 +66,32 @@ def make_settings(db_path: Path) -> SettingsFactory:
     return build
 
 
+def admin_token(settings: Settings, scopes: tuple[str, ...] = ("admin",), **claims: Any) -> str:
+    """A token for the server these settings describe (its secret file is created if needed)."""
+    from app.auth.setup import ensure_secret, secret_path, token_rules
+    from app.auth.signing_keys import load_signing_keys
+    from app.auth.tokens import mint_token
+
+    ensure_secret(settings)
+    key = load_signing_keys(secret_path(settings))[0]
+    return mint_token(
+        key,
+        token_rules(settings),
+        claims.get("subject", "tests"),
+        list(scopes),
+        claims.get("ttl_seconds", 3600),
+        claims.get("queues"),
+    )
+
+
 @contextlib.asynccontextmanager
-async def running_app(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    """The app's lifespan around an httpx client that calls it in process."""
+async def running_app(app: Starlette, token: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's lifespan around an httpx client that calls it in process (as `token`)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://taskgate.test"
+            transport=transport, base_url="http://taskgate.test", headers=headers
         ) as client:
             yield client
 
@@ -85,7 +104,9 @@ def start_app(make_settings: SettingsFactory) -> AppFactory:
     """`async with start_app(clock=..., **settings) as client:` runs a fresh app."""
 
     def start(clock: Clock | None = None, **overrides: Any) -> Any:
-        return running_app(create_app(make_settings(**overrides), clock=clock))
+        settings = make_settings(**overrides)
+        token = admin_token(settings) if settings.auth else None
+        return running_app(create_app(settings, clock=clock), token)
 
     return start
 

@@ -11,7 +11,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.core.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
+from app.auth.principal import UNAUTHENTICATED_ADMIN, Principal
+from app.core.errors import BodyTooLarge, Forbidden, MalformedBody, NotFound, UnsupportedMediaType
 from app.core.jsontext import dump_json
 
 
@@ -23,10 +24,36 @@ class RequestContext:
     params: dict[str, Any]
     body: Any
     request_id: str
+    principal: Principal = UNAUTHENTICATED_ADMIN
+    rate_group: str = "read"
 
     @property
     def services(self) -> Any:
         return self.request.app.state.services
+
+    def require_queue(self, queue: str) -> None:
+        """Refuse (403) a queue the token is not allowed on."""
+        if not self.principal.allows_queue(queue):
+            raise Forbidden(
+                f"the token of {self.principal.subject!r} is not allowed on queue {queue!r}"
+            )
+
+    def visible(self, queue: str, task_id: str) -> None:
+        """Hide (404) a task of a queue the token is not allowed on."""
+        if not self.principal.allows_queue(queue):
+            raise NotFound(f"task {task_id!r} does not exist")
+
+    async def require_task(self, task_id: str) -> None:
+        """For a token limited to some queues: 404 unless the task is on one of them."""
+        if self.principal.restricted:
+            task = await self.services.tasks.get(task_id)
+            self.visible(task.queue, task.id)
+
+    async def charge(self, cost: int) -> None:
+        """Count `cost` more requests against the caller's rate limit (a batch's items)."""
+        await self.request.app.state.guard.charge(
+            self.rate_group, f"sub:{self.principal.subject}", cost
+        )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -14,11 +14,14 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.TaskgateError], int, str, str], ...] = 
     (errors.MalformedBody, 400, "malformed-body", "Malformed request body"),
     (errors.UnsupportedMediaType, 415, "unsupported-media-type", "Unsupported media type"),
     (errors.InvalidInput, 422, "invalid-input", "Invalid request"),
+    (errors.Unauthenticated, 401, "unauthenticated", "Authentication required"),
+    (errors.Forbidden, 403, "forbidden", "Forbidden"),
     (errors.NotFound, 404, "not-found", "Not found"),
     (errors.LeaseLost, 409, "lease-lost", "Lease lost"),
     (errors.IdempotencyMismatch, 409, "idempotency-mismatch", "Idempotency key reused"),
     (errors.Conflict, 409, "conflict", "Conflict"),
     (errors.BodyTooLarge, 413, "body-too-large", "Request body too large"),
+    (errors.RateLimited, 429, "rate-limited", "Too many requests"),
     (errors.QuotaExceeded, 429, "quota-exceeded", "Quota exceeded"),
     (errors.StoreError, 503, "store-unavailable", "Database unavailable"),
 )
@@ -86,6 +89,8 @@ def error_response(error: errors.TaskgateError, request_id: str | None) -> Respo
     """The problem+json response for a taskgate error."""
     status, slug, title = describe_error(error)
     headers = {"Retry-After": "1"} if status in (429, 503) else None
+    if error.headers:
+        headers = {**(headers or {}), **error.headers}
     return problem_response(
         status, slug, title, error.detail, request_id, headers, error_extra(error)
     )

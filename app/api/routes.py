@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.api import queues, system, tasks, work
+from app.api.guard import Access, access_for
 from app.api.http import RequestContext, parse_json, read_body
 from app.api.problems import error_response, problem_response
 from app.api.spec import Spec
@@ -55,11 +56,12 @@ def request_id_of(request: Request) -> str:
 
 
 def _endpoint(
-    handler: Handler, validator: OperationValidator, max_body_bytes: int
+    handler: Handler, validator: OperationValidator, max_body_bytes: int, access: Access
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         request_id = request_id_of(request)
         try:
+            principal = await request.app.state.guard.admit(request, access)
             params = validator.parameters(
                 request.path_params, request.query_params, request.headers
             )
@@ -73,7 +75,8 @@ def _endpoint(
                     raise InvalidInput(
                         "a JSON body is required", [FieldError("body", "is required")]
                     )
-            return await handler(RequestContext(request, params, body, request_id))
+            context = RequestContext(request, params, body, request_id, principal, access.group)
+            return await handler(context)
         except TaskgateError as exc:
             return error_response(exc, request_id)
         except Exception:
@@ -90,7 +93,9 @@ def _endpoint(
     return endpoint
 
 
-def build_routes(spec: Spec, max_body_bytes: int) -> list[BaseRoute]:
+def build_routes(
+    spec: Spec, max_body_bytes: int, *, metrics_auth: bool = True, docs_auth: bool = False
+) -> list[BaseRoute]:
     """One Route per spec operation, plus the docs' static assets.
 
     Raises:
@@ -109,8 +114,11 @@ def build_routes(spec: Spec, max_body_bytes: int) -> list[BaseRoute]:
     by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
     for op in operations:
         validator = OperationValidator(spec, op)
+        access = access_for(
+            op.operation_id, op.scopes, metrics_auth=metrics_auth, docs_auth=docs_auth
+        )
         by_path.setdefault(op.path, {})[op.method] = _endpoint(
-            HANDLERS[op.operation_id], validator, max_body_bytes
+            HANDLERS[op.operation_id], validator, max_body_bytes, access
         )
     routes: list[BaseRoute] = [
         Route(path, _dispatch(methods), methods=list(methods)) for path, methods in by_path.items()

@@ -21,6 +21,8 @@ class Operation:
     path: str
     parameters: tuple[dict[str, Any], ...]
     request_body: dict[str, Any] | None
+    # The bearer scopes the operation needs; None when it is open (`security: []`).
+    scopes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class Spec:
                 raw = item[method]
                 parameters = shared + [self.resolve(p) for p in raw.get("parameters", [])]
                 body = raw.get("requestBody")
+                security = raw.get("security", self.document.get("security", []))
                 found.append(
                     Operation(
                         operation_id=raw.get("operationId", ""),
@@ -63,9 +66,19 @@ class Spec:
                         path=path,
                         parameters=tuple(parameters),
                         request_body=self.resolve(body) if body else None,
+                        scopes=_bearer_scopes(security),
                     )
                 )
         return found
+
+
+def _bearer_scopes(security: list[dict[str, list[str]]]) -> tuple[str, ...] | None:
+    if not security:
+        return None
+    scopes: list[str] = []
+    for requirement in security:
+        scopes += requirement.get("bearerAuth", [])
+    return tuple(scopes)
 
 
 def load_spec(path: Path) -> Spec:

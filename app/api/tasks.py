@@ -16,6 +16,7 @@ from app.core.models import SubmitOutcome, TaskFilter, TaskState
 
 async def submit_task(ctx: RequestContext) -> Response:
     queue = ctx.params["queue"]
+    ctx.require_queue(queue)
     outcome = await ctx.services.tasks.submit(queue, ctx.body, ctx.params.get("Idempotency-Key"))
     body = task_json(outcome.task)
     if outcome.created:
@@ -36,7 +37,9 @@ def _rejected(index: int, error: TaskgateError, request_id: str) -> dict[str, An
 
 async def submit_task_batch(ctx: RequestContext) -> Response:
     queue = ctx.params["queue"]
+    ctx.require_queue(queue)
     items: list[Any] = ctx.body["tasks"]
+    await ctx.charge(len(items) - 1)  # the request itself counted one
     validator = ctx.request.app.state.task_submit_validator
     results: list[dict[str, Any] | None] = [None] * len(items)
     valid_indexes: list[int] = []
@@ -73,15 +76,19 @@ async def submit_task_batch(ctx: RequestContext) -> Response:
 
 
 async def get_task(ctx: RequestContext) -> Response:
+    await ctx.require_task(ctx.params["task_id"])
     task = await ctx.services.tasks.get(ctx.params["task_id"], float(ctx.params.get("wait", 0)))
     return JSONResponse(task_json(task))
 
 
 async def list_tasks(ctx: RequestContext) -> Response:
     state = ctx.params.get("state")
+    queue = ctx.params.get("queue")
+    if queue is not None and not ctx.principal.allows_queue(queue):
+        return JSONResponse({"tasks": [], "next_cursor": None})
     tasks, next_cursor = await ctx.services.tasks.list_page(
         TaskFilter(
-            queue=ctx.params.get("queue"),
+            queue=queue,
             state=TaskState(state) if state else None,
             type=ctx.params.get("type"),
             tag=ctx.params.get("tag"),
@@ -89,9 +96,12 @@ async def list_tasks(ctx: RequestContext) -> Response:
             limit=ctx.params.get("limit", 100),
         )
     )
-    return JSONResponse({"tasks": [task_json(t) for t in tasks], "next_cursor": next_cursor})
+    # A token limited to some queues sees only their tasks (a page may come out shorter).
+    visible = [t for t in tasks if ctx.principal.allows_queue(t.queue)]
+    return JSONResponse({"tasks": [task_json(t) for t in visible], "next_cursor": next_cursor})
 
 
 async def cancel_task(ctx: RequestContext) -> Response:
+    await ctx.require_task(ctx.params["task_id"])
     task = await ctx.services.tasks.cancel(ctx.params["task_id"])
     return JSONResponse(task_json(task))

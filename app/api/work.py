@@ -14,6 +14,7 @@ from app.core.models import ErrorReport
 
 async def claim_tasks(ctx: RequestContext) -> Response:
     body = ctx.body
+    ctx.require_queue(ctx.params["queue"])
     tasks = await ctx.services.tasks.claim(
         queue=ctx.params["queue"],
         worker_id=body["worker_id"],
@@ -28,6 +29,7 @@ async def claim_tasks(ctx: RequestContext) -> Response:
 
 
 async def heartbeat_task(ctx: RequestContext) -> Response:
+    await ctx.require_task(ctx.params["task_id"])
     task = await ctx.services.tasks.heartbeat(
         ctx.params["task_id"], ctx.body["lease_token"], ctx.body.get("lease_seconds")
     )
@@ -44,6 +46,7 @@ async def heartbeat_task(ctx: RequestContext) -> Response:
 
 
 async def complete_task(ctx: RequestContext) -> Response:
+    await ctx.require_task(ctx.params["task_id"])
     result_json = dump_json(ctx.body.get("result")).decode()
     task = await ctx.services.tasks.complete(
         ctx.params["task_id"], ctx.body["lease_token"], result_json
@@ -52,6 +55,7 @@ async def complete_task(ctx: RequestContext) -> Response:
 
 
 async def fail_task(ctx: RequestContext) -> Response:
+    await ctx.require_task(ctx.params["task_id"])
     body = ctx.body
     reported = body.get("error") or {}
     error = ErrorReport(

@@ -1,4 +1,4 @@
-"""`taskgate` entry point: serve and migrate (more commands arrive with the operate issue)."""
+"""`taskgate` entry point: serve, migrate, token, runner."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from app import __version__
+from app.auth.jwks import JwksError
+from app.auth.signing_keys import SecretFileError
 from app.cli.options import add_settings_flags, settings_from_args
+from app.cli.token import add_token_arguments, create_token
 from app.core.errors import StoreError
 from app.settings import SettingsError
 from app.store.migrate import migrate_sqlite
@@ -33,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings_flags(migrate, names=("database",))
     migrate.set_defaults(command_parser=migrate)
+    token = commands.add_parser(
+        "token",
+        help="mint bearer tokens",
+        description="Mint bearer tokens signed with the server's secret.",
+    )
+    add_token_arguments(token)
     runner = commands.add_parser(
         "runner",
         help="run task handlers: MODULE:ATTRIBUTE names a runners.Runner",
@@ -62,8 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = migrate_sqlite(settings.database_path)
             applied = ", ".join(report.applied) or "nothing (already up to date)"
             print(f"{settings.database_path}: applied {applied}")
+        elif args.command == "token":
+            print(create_token(settings, args))
     except StoreError as exc:
         print(f"taskgate: {exc.detail}", file=sys.stderr)
+        return 1
+    except (SecretFileError, JwksError, ValueError) as exc:
+        print(f"taskgate: {exc}", file=sys.stderr)
         return 1
     return 0
 

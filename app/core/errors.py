@@ -3,12 +3,15 @@
 TaskgateError
  ├── InvalidInput           the request breaks a rule (carries per-field errors)
  │    └── MalformedBody     the body is not JSON / not the right media type
+ ├── Unauthenticated        no valid bearer token (401)
+ ├── Forbidden              the token lacks the scope or the queue (403)
  ├── NotFound               no such task or queue
  ├── Conflict               the request conflicts with current state
  │    ├── LeaseLost         the lease token is stale or the task is not running
  │    └── IdempotencyMismatch  a key reused with a different request
  ├── QuotaExceeded          a size or count limit was exceeded
- │    └── BodyTooLarge      the body exceeds the configured size limit
+ │    ├── BodyTooLarge      the body exceeds the configured size limit
+ │    └── RateLimited       the caller's request rate limit is used up
  └── StoreError             the database failed or is busy
 """
 
@@ -28,9 +31,34 @@ class FieldError:
 class TaskgateError(Exception):
     """Something went wrong in taskgate."""
 
+    # Extra response headers (WWW-Authenticate, Retry-After, RateLimit-*).
+    headers: dict[str, str] | None = None
+
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or (self.__doc__ or "").strip()
         super().__init__(self.detail)
+
+
+class Unauthenticated(TaskgateError):
+    """A valid bearer token is required."""
+
+    def __init__(self, detail: str | None = None, token_given: bool = False) -> None:
+        super().__init__(detail)
+        challenge = 'Bearer realm="taskgate"'
+        if token_given:
+            challenge += ', error="invalid_token"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(TaskgateError):
+    """The token does not allow this operation."""
+
+    def __init__(self, detail: str | None = None, scopes: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        challenge = 'Bearer realm="taskgate", error="insufficient_scope"'
+        if scopes:
+            challenge += f', scope="{" ".join(scopes)}"'
+        self.headers = {"WWW-Authenticate": challenge}
 
 
 class InvalidInput(TaskgateError):
@@ -71,6 +99,14 @@ class QuotaExceeded(TaskgateError):
 
 class BodyTooLarge(QuotaExceeded):
     """The request body is larger than the configured limit."""
+
+
+class RateLimited(QuotaExceeded):
+    """Too many requests; retry after the time given in Retry-After."""
+
+    def __init__(self, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(detail)
+        self.headers = headers
 
 
 class StoreError(TaskgateError):

@@ -1,8 +1,11 @@
 // A taskgate pull worker in Node.js 20 with nothing but fetch: the protocol is plain HTTP.
-// Usage: TASKGATE_URL=http://127.0.0.1:8000 QUEUE=emails node worker.mjs [--once]
+// Usage: TASKGATE_URL=http://127.0.0.1:8000 TASKGATE_TOKEN=… QUEUE=emails node worker.mjs [--once]
+// (a token with the tasks:work scope: `taskgate token create --scope tasks:work`)
 import { hostname } from "node:os";
 
 const url = process.env.TASKGATE_URL ?? "http://127.0.0.1:8000";
+const token = process.env.TASKGATE_TOKEN;
+if (!token) throw new Error("set TASKGATE_TOKEN to a token with the tasks:work scope");
 const queue = process.env.QUEUE ?? "emails";
 const workerId = process.env.WORKER_ID ?? `node-${hostname()}-${process.pid}`;
 const once = process.argv.includes("--once");
@@ -13,7 +16,7 @@ process.on("SIGINT", () => { stopping = true; });
 async function call(path, body) {
   const response = await fetch(`${url}${path}`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
     body: JSON.stringify(body),
   });
   const answer = await response.json();

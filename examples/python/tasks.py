@@ -1,6 +1,7 @@
 """A taskgate runner with two handlers, one sync and one async.
 
-Run it:  taskgate runner examples.python.tasks:runner --url http://127.0.0.1:8000
+Run it:  export TASKGATE_TOKEN=$(taskgate token create --scope tasks:work)
+         taskgate runner examples.python.tasks:runner --url http://127.0.0.1:8000
    (or:  python -m runners examples.python.tasks:runner)
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import server_factory
+from tests.e2e.harness import ServerProcess, server_factory
 
 BIN = Path(sys.executable).parent
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -19,24 +19,28 @@ SEED = "164172621297073247854906352424509609184"
 
 
 @pytest.fixture
-def server_url(tmp_path: Path) -> Iterator[str]:
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A real server whose long-polls are short (the fuzzer asks for waits of up to 60 s).
 
     Push delivery is off: a fuzzed webhook URL with a public address must not make the
     test suite POST to the internet.
     """
     with server_factory(tmp_path) as start:
-        yield start(long_poll_max_seconds=0.2, log_level="warning", dispatch=False).base_url
+        yield start(long_poll_max_seconds=0.2, log_level="warning", dispatch=False)
 
 
-def test_schemathesis_finds_nothing(server_url: str, request: pytest.FixtureRequest) -> None:
+def test_schemathesis_finds_nothing(server: ServerProcess, request: pytest.FixtureRequest) -> None:
     slow = request.config.getoption("--run-slow")
     command = [
         str(BIN / "st"),
         "--config-file",
         str(CONFIG),
         "run",
-        f"{server_url}/openapi.json",
+        f"{server.base_url}/openapi.json",
+        # An admin token: every operation is reachable; the `ignored_auth` check still
+        # sends requests without it and expects 401.
+        "--header",
+        f"Authorization: Bearer {server.token}",
         "--checks",
         "all",
         "--phases",

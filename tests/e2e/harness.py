@@ -65,6 +65,23 @@ def settings_flags(settings: Mapping[str, Any]) -> list[str]:
     return flags
 
 
+def mint_test_token(
+    secret_file: Path,
+    scopes: tuple[str, ...] = ("admin",),
+    *,
+    subject: str = "tests",
+    queues: tuple[str, ...] | None = None,
+    ttl_s: int = 3600,
+) -> str:
+    """A token signed with a server's secret file, as `taskgate token create` makes them."""
+    from app.auth.signing_keys import load_signing_keys
+    from app.auth.tokens import TokenRules, mint_token
+
+    key = load_signing_keys(secret_file)[0]
+    rules = TokenRules(issuer="taskgate", audience="taskgate")
+    return mint_token(key, rules, subject, list(scopes), ttl_s, list(queues) if queues else None)
+
+
 def _group_has_live_members(pgid: int) -> bool:
     """Whether a non-zombie process still belongs to process group `pgid` (Linux /proc)."""
     for entry in Path("/proc").iterdir():
@@ -215,9 +232,14 @@ class ServerProcess:
 
     # -- I/O ------------------------------------------------------------------------
 
+    @property
+    def token(self) -> str:
+        """An admin token for this server (signed with the secret next to its database)."""
+        return mint_test_token(self.database.parent / "taskgate.secret")
+
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate as an admin to this server."""
-        return {}
+        return {"Authorization": f"Bearer {self.token}"}
 
     def client(self, timeout: float | httpx.Timeout = 10.0) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=timeout, headers=self.auth_headers())

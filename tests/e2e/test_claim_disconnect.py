@@ -14,6 +14,7 @@ def test_a_claim_whose_client_hung_up_leases_nothing(start_server: ServerFactory
     body = json.dumps({"worker_id": "gone", "wait_seconds": 20}).encode()
     request = (
         f"POST /v1/queues/q/claim HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {server.token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     with server.client() as client:

@@ -64,22 +64,30 @@ def _payload(client_index: int, sequence: int, rng: random.Random) -> dict[str, 
 
 
 def _submit_until_killed(
-    client_index: int, base_url: str, ledger: SubmitLedger, killing: threading.Event
+    client_index: int,
+    base_url: str,
+    headers: dict[str, str],
+    ledger: SubmitLedger,
+    killing: threading.Event,
 ) -> None:
     """Submit single tasks and small batches back to back until the server disappears."""
     try:
-        _submit_loop(client_index, base_url, ledger, killing)
+        _submit_loop(client_index, base_url, headers, ledger, killing)
     except Exception:
         ledger.note_unexpected(f"client {client_index} crashed:\n{traceback.format_exc()}")
 
 
 def _submit_loop(
-    client_index: int, base_url: str, ledger: SubmitLedger, killing: threading.Event
+    client_index: int,
+    base_url: str,
+    headers: dict[str, str],
+    ledger: SubmitLedger,
+    killing: threading.Event,
 ) -> None:
     rng = random.Random(client_index)
     queue = f"durable-{client_index % 3}"
     sequence = 0
-    with httpx.Client(base_url=base_url, timeout=15.0) as http:
+    with httpx.Client(base_url=base_url, timeout=15.0, headers=headers) as http:
         while True:
             batch_size = rng.choice((1, 1, *BATCH_SIZES))
             payloads = [_payload(client_index, sequence + i, rng) for i in range(batch_size)]
@@ -133,7 +141,7 @@ def test_no_acknowledged_task_is_lost_when_the_server_is_sigkilled(
     clients = [
         threading.Thread(
             target=_submit_until_killed,
-            args=(index, server.base_url, ledger, killing),
+            args=(index, server.base_url, server.auth_headers(), ledger, killing),
             name=f"submitter-{index}",
         )
         for index in range(SUBMITTERS)

@@ -11,7 +11,14 @@ import pytest
 
 from tests.conftest import IN_CI
 
-from .harness import REPO_ROOT, ServerFactory, ServerProcess, clean_env, wait_until
+from .harness import (
+    REPO_ROOT,
+    ServerFactory,
+    ServerProcess,
+    clean_env,
+    mint_test_token,
+    wait_until,
+)
 
 EXAMPLES = REPO_ROOT / "examples"
 
@@ -24,11 +31,17 @@ def require(*tools: str) -> None:
         pytest.skip(f"{', '.join(missing)} not installed")
 
 
+def work_token(server: ServerProcess) -> dict[str, str]:
+    """TASKGATE_TOKEN with just the scope a worker needs."""
+    secret = server.database.parent / "taskgate.secret"
+    return {"TASKGATE_TOKEN": mint_test_token(secret, ("tasks:work",), subject="worker")}
+
+
 def run_worker_once(command: list[str], server: ServerProcess, queue: str) -> None:
     """Run an example worker with `--once` against `server` and check it exited cleanly."""
     completed = subprocess.run(
         [*command, "--once"],
-        env=clean_env({"TASKGATE_URL": server.base_url, "QUEUE": queue}),
+        env=clean_env({"TASKGATE_URL": server.base_url, "QUEUE": queue, **work_token(server)}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -70,7 +83,7 @@ def test_python_runner_example_runs_sync_and_async_handlers(
     runner = subprocess.Popen(
         [sys.executable, "-m", "runners", "examples.python.tasks:runner", "--url", server.base_url],
         cwd=REPO_ROOT,
-        env=clean_env(),
+        env=clean_env(work_token(server)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import IN_CI
 
-from .harness import REPO_ROOT, ServerFactory
+from .harness import REPO_ROOT, ServerFactory, console_script
 
 README_ADDRESS = "http://127.0.0.1:8000"
 
@@ -34,7 +34,15 @@ def test_readme_quickstart_works_verbatim(start_server: ServerFactory, tmp_path:
     assert README_ADDRESS in script
     server = start_server()
     completed = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script.replace(README_ADDRESS, server.base_url)],
+        [
+            "bash",
+            "-euo",
+            "pipefail",
+            "-c",
+            script.replace(README_ADDRESS, server.base_url).replace(
+                ".venv/bin/taskgate", str(console_script())
+            ),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -41,6 +41,7 @@ class RunnerProcesses:
                 [
                     *(sys.executable, "-m", "runners", "tests.e2e.soak_app:runner"),
                     *("--url", self.server.base_url, "--log-level", "WARNING"),
+                    *("--token", self.server.token),
                 ],
                 cwd=REPO_ROOT,
                 env=clean_env({"SOAK_MARKS": str(self.marks), "TASKGATE_WORKER_ID": worker_id}),

@@ -32,24 +32,31 @@ def queue() -> str:
 
 @pytest.fixture
 def client(server: ServerProcess) -> Iterator[Client]:
-    with Client(server.base_url, retries=FAST_RETRIES) as sync_client:
+    with Client(server.base_url, token=server.token, retries=FAST_RETRIES) as sync_client:
         yield sync_client
 
 
 @pytest.fixture
 async def sdk(server: ServerProcess) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(server.base_url, retries=FAST_RETRIES) as async_client:
+    async with AsyncClient(
+        server.base_url, token=server.token, retries=FAST_RETRIES
+    ) as async_client:
         yield async_client
 
 
 @pytest.fixture
-def start_runner(tmp_path: Path) -> Iterator[RunnerFactory]:
-    """`start_runner(*args, env=None)` starts `python -m runners ARGS`; all die at teardown."""
+def start_runner(tmp_path: Path, server: ServerProcess) -> Iterator[RunnerFactory]:
+    """`start_runner(*args, env=None)` starts `python -m runners ARGS`; all die at teardown.
+
+    TASKGATE_TOKEN is an admin token of the package's server unless `env` says otherwise.
+    """
     started: list[RunnerProcess] = []
 
     def start(*args: str, env: Mapping[str, str] | None = None) -> RunnerProcess:
         log_path = tmp_path / f"runner{len(started) + 1}.log"
-        started.append(RunnerProcess(args, log_path, env))
+        started.append(
+            RunnerProcess(args, log_path, {"TASKGATE_TOKEN": server.token, **(env or {})})
+        )
         return started[-1]
 
     yield start

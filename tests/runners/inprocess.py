@@ -20,7 +20,7 @@ DEADLINE_S = 15.0
 
 def make_runner(server: ServerProcess, queue: str, **options: Any) -> Runner:
     options.setdefault("poll_seconds", 1.0)
-    return Runner(server.base_url, queues=[queue], **options)
+    return Runner(server.base_url, queues=[queue], token=server.token, **options)
 
 
 @asynccontextmanager

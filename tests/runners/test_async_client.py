@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 async def test_submit_claim_complete_while_a_waiter_long_polls(
     server: ServerProcess, queue: str
 ) -> None:
-    async with AsyncClient(server.base_url, retries=FAST_RETRIES) as sdk:
+    async with AsyncClient(server.base_url, token=server.token, retries=FAST_RETRIES) as sdk:
         task = await sdk.submit(queue, "email.send", {"to": "ada@example.com"})
 
         async def work() -> None:
@@ -31,7 +31,7 @@ async def test_submit_claim_complete_while_a_waiter_long_polls(
 
 
 async def test_claim_long_polls_until_a_submit_arrives(server: ServerProcess, queue: str) -> None:
-    async with AsyncClient(server.base_url, retries=FAST_RETRIES) as sdk:
+    async with AsyncClient(server.base_url, token=server.token, retries=FAST_RETRIES) as sdk:
         claiming = asyncio.create_task(sdk.claim(queue, "async-worker", wait_seconds=1.5))
         await asyncio.sleep(0.1)
         task = await sdk.submit(queue, "t")
@@ -39,7 +39,7 @@ async def test_claim_long_polls_until_a_submit_arrives(server: ServerProcess, qu
 
 
 async def test_batch_list_iterate_and_fail(server: ServerProcess, queue: str) -> None:
-    async with AsyncClient(server.base_url, retries=FAST_RETRIES) as sdk:
+    async with AsyncClient(server.base_url, token=server.token, retries=FAST_RETRIES) as sdk:
         batch = await sdk.submit_batch(queue, [TaskSpec("t", n) for n in range(3)])
         assert batch.created == 3
         page = await sdk.list_tasks(queue=queue)
@@ -55,7 +55,7 @@ async def test_batch_list_iterate_and_fail(server: ServerProcess, queue: str) ->
 
 
 async def test_typed_errors(server: ServerProcess, queue: str) -> None:
-    async with AsyncClient(server.base_url, retries=FAST_RETRIES) as sdk:
+    async with AsyncClient(server.base_url, token=server.token, retries=FAST_RETRIES) as sdk:
         with pytest.raises(NotFound) as missing:
             await sdk.get("01NOSUCHTASK0000000000000")
         assert missing.value.status == 404

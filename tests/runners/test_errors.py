@@ -69,7 +69,9 @@ def test_503_is_retried_honouring_retry_after(
     server: ServerProcess, client: Client, queue: str
 ) -> None:
     transport = ScriptedTransport(before=[unavailable("0"), unavailable("0")])
-    with Client(server.base_url, retries=FAST_RETRIES, transport=transport) as sdk:
+    with Client(
+        server.base_url, token=server.token, retries=FAST_RETRIES, transport=transport
+    ) as sdk:
         task = sdk.submit(queue, "t")  # a 503 means nothing was written: safe even without a key
     assert len(transport.requests) == 3
     assert [t.id for t in client.list_tasks(queue=queue).tasks] == [task.id]
@@ -78,7 +80,9 @@ def test_503_is_retried_honouring_retry_after(
 def test_503_until_the_attempts_run_out(server: ServerProcess) -> None:
     transport = ScriptedTransport(before=[unavailable()] * 3)
     with (
-        Client(server.base_url, retries=FAST_RETRIES, transport=transport) as sdk,
+        Client(
+            server.base_url, token=server.token, retries=FAST_RETRIES, transport=transport
+        ) as sdk,
         pytest.raises(ServerUnavailable) as caught,
     ):
         sdk.list_queues()
@@ -103,7 +107,9 @@ def test_connection_refused_is_retried_then_a_transport_error(operation: str) ->
 
 def test_a_claim_whose_answer_was_lost_is_not_retried(server: ServerProcess, queue: str) -> None:
     transport = ScriptedTransport()
-    with Client(server.base_url, retries=FAST_RETRIES, transport=transport) as sdk:
+    with Client(
+        server.base_url, token=server.token, retries=FAST_RETRIES, transport=transport
+    ) as sdk:
         task = sdk.submit(queue, "t")
         transport.fail_next_answers(connection_reset)
         with pytest.raises(TransportError):
@@ -117,7 +123,9 @@ def test_a_submit_without_key_whose_answer_was_lost_is_not_retried(
     server: ServerProcess, queue: str
 ) -> None:
     transport = ScriptedTransport(after=[connection_reset])
-    with Client(server.base_url, retries=FAST_RETRIES, transport=transport) as sdk:
+    with Client(
+        server.base_url, token=server.token, retries=FAST_RETRIES, transport=transport
+    ) as sdk:
         with pytest.raises(TransportError):
             sdk.submit(queue, "t")
         assert len(transport.requests) == 1
@@ -128,7 +136,9 @@ def test_a_submit_with_key_whose_answer_was_lost_is_retried(
     server: ServerProcess, queue: str
 ) -> None:
     transport = ScriptedTransport(after=[connection_reset])
-    with Client(server.base_url, retries=FAST_RETRIES, transport=transport) as sdk:
+    with Client(
+        server.base_url, token=server.token, retries=FAST_RETRIES, transport=transport
+    ) as sdk:
         task = sdk.submit(queue, "t", idempotency_key="once")
         assert len(transport.requests) == 2
         assert [t.id for t in sdk.list_tasks(queue=queue).tasks] == [task.id]
@@ -136,7 +146,9 @@ def test_a_submit_with_key_whose_answer_was_lost_is_retried(
 
 def test_lease_calls_whose_answer_was_lost_are_retried(server: ServerProcess, queue: str) -> None:
     transport = ScriptedTransport()
-    with Client(server.base_url, retries=FAST_RETRIES, transport=transport) as sdk:
+    with Client(
+        server.base_url, token=server.token, retries=FAST_RETRIES, transport=transport
+    ) as sdk:
         sdk.submit(queue, "t")
         (leased,) = sdk.claim(queue, "w")
         transport.fail_next_answers(connection_reset)
@@ -153,7 +165,7 @@ def test_one_attempt_means_no_retry(server: ServerProcess) -> None:
     transport = ScriptedTransport(before=[unavailable()])
     retries = Retries(attempts=1)
     with (
-        Client(server.base_url, retries=retries, transport=transport) as sdk,
+        Client(server.base_url, token=server.token, retries=retries, transport=transport) as sdk,
         pytest.raises(ServerUnavailable),
     ):
         sdk.health()
@@ -174,7 +186,10 @@ def test_a_non_problem_error_body_still_gives_a_typed_error(server: ServerProces
         return httpx.Response(404, text="<html>nginx</html>")
 
     transport = ScriptedTransport(before=[proxy_page])
-    with Client(server.base_url, transport=transport) as sdk, pytest.raises(NotFound) as caught:
+    with (
+        Client(server.base_url, token=server.token, transport=transport) as sdk,
+        pytest.raises(NotFound) as caught,
+    ):
         sdk.health()
     assert caught.value.detail == "<html>nginx</html>"
 
@@ -184,6 +199,9 @@ def test_a_2xx_that_is_not_json_is_an_api_error(server: ServerProcess) -> None:
         return httpx.Response(200, text="<html>sign in</html>")
 
     transport = ScriptedTransport(before=[portal])
-    with Client(server.base_url, transport=transport) as sdk, pytest.raises(ApiError) as caught:
+    with (
+        Client(server.base_url, token=server.token, transport=transport) as sdk,
+        pytest.raises(ApiError) as caught,
+    ):
         sdk.health()
     assert caught.value.status == 200 and caught.value.title == "Not JSON"

@@ -40,7 +40,9 @@ async def test_a_lease_lost_at_heartbeat_stops_the_handler_and_sends_no_outcome(
 ) -> None:
     partition = Partition(blocks=is_heartbeat)
     started, stopped = asyncio.Event(), asyncio.Event()
-    async with AsyncClient(server.base_url, retries=FAST_RETRIES, transport=partition) as http:
+    async with AsyncClient(
+        server.base_url, token=server.token, retries=FAST_RETRIES, transport=partition
+    ) as http:
         # One slot: while the handler runs, the runner cannot claim the task back itself.
         runner = Runner(queues=[queue], concurrency=1, poll_seconds=1.0, client=http)
 
@@ -90,7 +92,9 @@ async def test_a_result_that_arrives_after_the_lease_was_lost_is_refused_once(
     caplog.set_level(logging.WARNING, logger="runners.execution")
     partition = Partition(blocks=is_heartbeat)  # cut for the whole test
     started, release = threading.Event(), threading.Event()
-    async with AsyncClient(server.base_url, retries=FAST_RETRIES, transport=partition) as http:
+    async with AsyncClient(
+        server.base_url, token=server.token, retries=FAST_RETRIES, transport=partition
+    ) as http:
         runner = Runner(queues=[queue], concurrency=1, poll_seconds=1.0, client=http)
 
         @runner.handler("late")

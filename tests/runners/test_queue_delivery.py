@@ -111,9 +111,13 @@ def sent_bodies(transport: ScriptedTransport) -> list[Any]:
 
 def test_push_delivery_round_trip(server: ServerProcess, queue: str) -> None:
     transport = ScriptedTransport()
-    with Client(server.base_url, retries=FAST_RETRIES, transport=transport) as sdk:
+    with Client(
+        server.base_url, token=server.token, retries=FAST_RETRIES, transport=transport
+    ) as sdk:
         pulled = sdk.configure_queue(queue, delivery=Delivery.PULL)
-        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        with httpx.Client(
+            base_url=server.base_url, timeout=10, headers=server.auth_headers()
+        ) as http:
             if "delivery" not in http.get(f"/v1/queues/{queue}").json():
                 pytest.skip("this server's queues have no `delivery` yet (server side pending)")
         assert (pulled.delivery, pulled.webhook) == (Delivery.PULL, None)

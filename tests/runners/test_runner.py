@@ -108,7 +108,12 @@ async def test_concurrency_is_never_exceeded_across_queues_and_handler_kinds(
 ) -> None:
     other_queue = f"{queue}-b"
     runner = Runner(
-        server.base_url, queues=[queue, other_queue], concurrency=3, claim_batch=2, poll_seconds=0.5
+        server.base_url,
+        queues=[queue, other_queue],
+        concurrency=3,
+        claim_batch=2,
+        poll_seconds=0.5,
+        token=server.token,
     )
     lock = threading.Lock()
     running_now = 0

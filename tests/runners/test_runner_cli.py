@@ -19,7 +19,7 @@ import pytest
 
 from runners import Client, Runner, Task, TaskState
 from runners.cli import UsageError, add_runner_arguments, apply_arguments
-from tests.e2e.harness import REPO_ROOT, ServerProcess, clean_env
+from tests.e2e.harness import REPO_ROOT, ServerProcess, clean_env, mint_test_token
 
 from .conftest import RunnerFactory
 from .inprocess import DEADLINE_S
@@ -169,12 +169,14 @@ def test_python_m_runners_processes_tasks_and_exits_cleanly_on_sigterm(
 @pytest.mark.parametrize("source", ["flag", "variable"])
 def test_the_token_goes_with_every_request_and_is_never_logged(
     source: str,
+    server: ServerProcess,
     queue: str,
     client: Client,
     proxy: RecordingProxy,
     start_runner: RunnerFactory,
 ) -> None:
-    token = f"tok-{source}-0123456789"
+    secret = server.database.parent / "taskgate.secret"
+    token = mint_test_token(secret, ("tasks:work",), subject=f"runner-{source}")
     argv = [SAMPLE, "--queue", queue, "--url", proxy.base_url, "--log-level", "DEBUG"]
     env = {"TASKGATE_TOKEN": token} if source == "variable" else {"TASKGATE_TOKEN": "not-used"}
     if source == "flag":

@@ -27,7 +27,7 @@ THIS_PROCESS: dict[str, Any] = {
 
 def listed_worker(server: ServerProcess, worker_id: str) -> dict[str, Any]:
     """The raw `GET /v1/workers` item of `worker_id` (raw: to see which keys the server sent)."""
-    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+    with httpx.Client(base_url=server.base_url, timeout=10, headers=server.auth_headers()) as http:
         workers = http.get("/v1/workers").raise_for_status().json()["workers"]
     (worker,) = (worker for worker in workers if worker["id"] == worker_id)
     return dict(worker)

@@ -1,0 +1,1 @@
+"""Authentication: bearer JWTs (joserfc), their keys, and what a verified token allows."""
