@@ -84,13 +84,42 @@ def _reject_constant(name: str) -> Any:
 _LONG_DIGIT_RUN = re.compile(rb"\d{19,}")
 
 
+MAX_JSON_DEPTH = 64
+
+
 def parse_json(raw: bytes, content_type: str | None) -> Any:
-    """The JSON document in `raw`.
+    """The JSON document in `raw`, nested at most MAX_JSON_DEPTH levels.
 
     Raises:
         UnsupportedMediaType: the content type is not JSON.
-        MalformedBody: the bytes are not one valid JSON document.
+        MalformedBody: the bytes are not one valid JSON document, or nest too deep.
     """
+    document = _parse(raw, content_type)
+    # Fewer brackets than the limit cannot nest deeper than it: only then walk the tree.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(document) > MAX_JSON_DEPTH:
+        raise MalformedBody(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def _depth(document: Any) -> int:
+    """How deeply arrays and objects nest (iteratively: no recursion limit to hit)."""
+    deepest = 0
+    stack = [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _parse(raw: bytes, content_type: str | None) -> Any:
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
@@ -105,6 +134,8 @@ def parse_json(raw: bytes, content_type: str | None) -> Any:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedBody(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
 
 
 class JSONResponse(Response):

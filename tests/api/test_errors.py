@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -126,3 +127,38 @@ async def test_field_errors_name_the_field_itself(client: httpx.AsyncClient) -> 
         {"field": "body.type", "message": "is required"},
         {"field": "body", "message": "delay_seconds and run_at cannot be given together"},
     ]
+
+
+async def test_bodies_nested_too_deep_are_400_and_change_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    deep = "[" * 65 + "]" * 65
+    # The second form has a number too big for 64 bits, which takes the stdlib parser.
+    for payload in (deep, "[" * 5000 + "1" * 30 + "]" * 5000):
+        response = await client.post(
+            "/v1/queues/deep/tasks",
+            content=f'{{"type": "t", "payload": {payload}}}',
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert "nests deeper than 64" in response.json()["detail"]
+    assert (await client.get("/v1/queues/deep")).status_code == 404
+    fine = "[" * 60 + "]" * 60
+    response = await client.post(
+        "/v1/queues/deep/tasks",
+        content=f'{{"type": "t", "payload": {fine}}}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 201
+
+
+async def test_security_headers_and_a_strict_policy_on_html(client: httpx.AsyncClient) -> None:
+    api = await client.get("/v1/queues")
+    assert api.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in api.headers
+    docs = await client.get("/docs")
+    policy = docs.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+    assert docs.headers["x-frame-options"] == "DENY"
+    missing = await client.get("/v1/tasks/t_nope")
+    assert "Traceback" not in missing.text and str(Path.cwd()) not in missing.text
