@@ -22,6 +22,7 @@ from app.api.guard import Guard
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.middleware import RequestIdMiddleware
 from app.api.problems import problem_response
+from app.api.ratelimit import RateLimiter
 from app.api.routes import build_routes, request_id_of
 from app.api.spec import load_spec
 from app.api.validation import item_validator
@@ -66,6 +67,24 @@ def queue_defaults(settings: Settings) -> QueueConfig:
         ),
         lease_seconds=settings.default_lease_seconds,
         retention_seconds=settings.retention_seconds,
+    )
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    """The rate limits of the settings, per endpoint group.
+
+    Raises:
+        ValueError: a limit string or the storage URI is not usable (the message names it).
+    """
+    return RateLimiter(
+        {
+            "submit": settings.rate_limit_submit,
+            "work": settings.rate_limit_work,
+            "read": settings.rate_limit_read,
+            "admin": settings.rate_limit_admin,
+            "anonymous": settings.rate_limit_anonymous,
+        },
+        settings.rate_limit_storage,
     )
 
 
@@ -136,7 +155,8 @@ def create_app(
     )
     sweeper = Sweeper(store, waiters, clock, settings.worker_retention_seconds)
     verifier = build_verifier(settings)
-    guard = Guard(verifier)
+    limiter = rate_limiter(settings)
+    guard = Guard(verifier, limiter)
     dispatcher = (
         Dispatcher(
             store,
@@ -153,6 +173,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(limiter.check_storage)
         await store.open()
         loop = asyncio.get_running_loop()
         previous_handlers = _chain_sigterm(lambda: loop.call_soon_threadsafe(waiters.close))
@@ -189,6 +210,7 @@ def create_app(
                 for sig, handler in previous_handlers.items():
                     signal.signal(sig, handler)
             await store.close()
+            await limiter.close()
 
     app = Starlette(
         routes=build_routes(

@@ -16,6 +16,7 @@ from app.core.clock import Clock
 from app.main import create_app
 from app.settings import Settings, load_settings
 from app.store.migrate import migrate_sqlite
+from tests.redis_server import redis_server  # noqa: F401 - a shared fixture
 
 IN_CI = os.environ.get("CI") == "true"
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from starlette.requests import Request
 
+from app.api.ratelimit import RateLimiter, rate_limit_headers
 from app.auth.principal import (
     ADMIN,
     METRICS,
@@ -41,18 +41,6 @@ GROUP_BY_SCOPE = {
     ADMIN: "admin",
 }
 DOCS_OPERATIONS = frozenset({"getDocs", "getOpenapiJson", "getOpenapiYaml"})
-
-
-class Decision(Protocol):
-    allowed: bool
-
-
-class Limiter(Protocol):
-    async def hit(self, group: str, key: str, cost: int = 1) -> Decision: ...
-
-
-class HeadersOf(Protocol):
-    def __call__(self, decision: Decision, /) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +88,10 @@ class Guard:
     def __init__(
         self,
         verifier: TokenVerifier | None,
-        limiter: Limiter | None = None,
-        headers_of: HeadersOf | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._verifier = verifier
         self._limiter = limiter
-        self._headers_of = headers_of
 
     async def admit(self, request: Request, access: Access) -> Principal:
         """The caller, once allowed.
@@ -159,7 +145,7 @@ class Guard:
             return
         decision = await self._limiter.hit(group, key, cost)
         if not decision.allowed:
-            headers = self._headers_of(decision) if self._headers_of else {"Retry-After": "1"}
+            headers = rate_limit_headers(decision)
             raise RateLimited(
                 f"the {group} rate limit for this caller is used up; retry after "
                 f"{headers.get('Retry-After', '1')} s",
