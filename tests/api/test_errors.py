@@ -162,3 +162,16 @@ async def test_security_headers_and_a_strict_policy_on_html(client: httpx.AsyncC
     assert docs.headers["x-frame-options"] == "DENY"
     missing = await client.get("/v1/tasks/t_nope")
     assert "Traceback" not in missing.text and str(Path.cwd()) not in missing.text
+
+
+async def test_oversized_headers_are_431_and_change_nothing(client: httpx.AsyncClient) -> None:
+    for headers in (
+        {"x-big": "a" * 9000},
+        {f"x-h{i}": "v" for i in range(120)},
+        {f"x-h{i}": "b" * 4000 for i in range(9)},
+    ):
+        response = await client.post("/v1/queues/hdr/tasks", json={"type": "t"}, headers=headers)
+        assert response.status_code == 431, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["x-request-id"]
+    assert (await client.get("/v1/queues/hdr")).status_code == 404
