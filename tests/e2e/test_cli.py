@@ -6,9 +6,11 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+import httpx
+
 from app import __version__
 
-from .harness import REPO_ROOT, clean_env, console_script, taskgate_command
+from .harness import REPO_ROOT, ServerFactory, clean_env, console_script, taskgate_command
 
 CLI_TIMEOUT_S = 60
 
@@ -90,3 +92,47 @@ def test_console_script_is_installed() -> None:
     )
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"taskgate {__version__}"
+
+
+def test_token_create_mints_what_the_server_accepts(
+    tmp_path: Path, start_server: ServerFactory
+) -> None:
+    database = tmp_path / "taskgate.db"
+    server = start_server(database)
+    assert "taskgate token create --scope admin" in server.output()
+    worker = run_taskgate(
+        "token",
+        "create",
+        "--scope",
+        "tasks:work",
+        "--queue",
+        "mail.*",
+        "--ttl",
+        "2h",
+        "--subject",
+        "mailer",
+        "--database",
+        str(database),
+    )
+    assert worker.returncode == 0, worker.stderr
+    token = worker.stdout.strip()
+    assert token.count(".") == 2 and token not in server.output()
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.base_url, headers=headers) as http:
+        claim = {"worker_id": "mailer-1"}
+        assert http.post("/v1/queues/mail.eu/claim", json=claim).status_code == 200
+        assert http.post("/v1/queues/billing/claim", json=claim).status_code == 403
+        assert http.post("/v1/queues/mail.eu/tasks", json={"type": "t"}).status_code == 403
+
+
+def test_token_create_refuses_bad_arguments(tmp_path: Path) -> None:
+    database = str(tmp_path / "taskgate.db")
+    for arguments in (
+        ("--scope", "root"),
+        ("--scope", "admin", "--ttl", "forever"),
+        ("--scope", "admin", "--ttl", "0s"),
+        (),
+    ):
+        completed = run_taskgate("token", "create", *arguments, "--database", database)
+        assert completed.returncode == 2, arguments
+        assert "Traceback" not in completed.stderr
