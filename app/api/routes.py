@@ -33,6 +33,8 @@ HANDLERS: dict[str, Handler] = {
     "heartbeatTask": work.heartbeat_task,
     "completeTask": work.complete_task,
     "failTask": work.fail_task,
+    "completeTasks": work.complete_tasks,
+    "failTasks": work.fail_tasks,
     "listWorkers": work.list_workers,
     "listQueues": queues.list_queues,
     "getQueue": queues.get_queue,
@@ -120,8 +122,11 @@ def build_routes(
         by_path.setdefault(op.path, {})[op.method] = _endpoint(
             HANDLERS[op.operation_id], validator, max_body_bytes, access
         )
+    # Literal paths first: `/v1/tasks/complete` must not be taken for `/v1/tasks/{task_id}`
+    # (Starlette answers a method mismatch from the first route whose path matches).
+    ordered = sorted(by_path.items(), key=lambda entry: "{" in entry[0])
     routes: list[BaseRoute] = [
-        Route(path, _dispatch(methods), methods=list(methods)) for path, methods in by_path.items()
+        Route(path, _dispatch(methods), methods=list(methods)) for path, methods in ordered
     ]
     assets = resources.files("swagger_ui") / "static"
     routes.append(Route("/docs/init.js", _static_handler(system.get_docs_init), methods=["GET"]))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import Response
 
 from app.api.http import JSONResponse, RequestContext
+from app.api.problems import describe_error, error_extra, problem_body
 from app.api.render import task_json, worker_json
 from app.core.clock import format_ms
-from app.core.errors import LeaseLost
+from app.core.errors import LeaseLost, NotFound, TaskgateError
 from app.core.jsontext import dump_json
-from app.core.models import ErrorReport
+from app.core.models import ErrorReport, FailOrder, Task
 
 
 async def claim_tasks(ctx: RequestContext) -> Response:
@@ -57,16 +60,10 @@ async def complete_task(ctx: RequestContext) -> Response:
 async def fail_task(ctx: RequestContext) -> Response:
     await ctx.require_task(ctx.params["task_id"])
     body = ctx.body
-    reported = body.get("error") or {}
-    error = ErrorReport(
-        type=reported.get("type", "Error"),
-        message=reported.get("message", "the worker reported a failure"),
-        traceback=reported.get("traceback"),
-    )
     task = await ctx.services.tasks.fail(
         ctx.params["task_id"],
         body["lease_token"],
-        error,
+        _report(body.get("error")),
         retry=body.get("retry", True),
         retry_after_s=body.get("retry_after_seconds"),
     )
@@ -80,3 +77,94 @@ async def list_workers(ctx: RequestContext) -> Response:
     now_ms = clock.now_ms()
     alive_ms = settings.worker_alive_seconds * 1000
     return JSONResponse({"workers": [worker_json(w, now_ms, alive_ms) for w in workers]})
+
+
+def _report(reported: dict[str, Any] | None) -> ErrorReport:
+    reported = reported or {}
+    return ErrorReport(
+        type=reported.get("type", "Error"),
+        message=reported.get("message", "the worker reported a failure"),
+        traceback=reported.get("traceback"),
+    )
+
+
+async def _hidden(ctx: RequestContext, items: list[dict[str, Any]]) -> set[int]:
+    """Indexes of items whose task a queue-limited token may not see."""
+    if not ctx.principal.restricted:
+        return set()
+    hidden = set()
+    for index, item in enumerate(items):
+        try:
+            await ctx.require_task(item["task_id"])
+        except NotFound:
+            hidden.add(index)
+    return hidden
+
+
+def _batch_response(
+    ctx: RequestContext,
+    items: list[dict[str, Any]],
+    outcomes: dict[int, Task | TaskgateError],
+) -> Response:
+    results: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        outcome = outcomes.get(index) or NotFound(f"task {item['task_id']!r} does not exist")
+        if isinstance(outcome, Task):
+            results.append(
+                {
+                    "index": index,
+                    "task_id": outcome.id,
+                    "status": 200,
+                    "state": outcome.state.value,
+                }
+            )
+            continue
+        status, slug, title = describe_error(outcome)
+        error = problem_body(
+            status, slug, title, outcome.detail, ctx.request_id, error_extra(outcome)
+        )
+        results.append(
+            {"index": index, "task_id": item["task_id"], "status": status, "error": error}
+        )
+    accepted = sum(1 for result in results if result["status"] == 200)
+    return JSONResponse(
+        {"results": results, "accepted": accepted, "rejected": len(results) - accepted}
+    )
+
+
+async def complete_tasks(ctx: RequestContext) -> Response:
+    items: list[dict[str, Any]] = ctx.body["items"]
+    await ctx.charge(len(items) - 1)  # the request itself counted one
+    hidden = await _hidden(ctx, items)
+    wanted = [index for index in range(len(items)) if index not in hidden]
+    orders = [
+        (
+            items[i]["task_id"],
+            items[i]["lease_token"],
+            dump_json(items[i].get("result")).decode(),
+        )
+        for i in wanted
+    ]
+    done = await ctx.services.tasks.complete_many(orders) if orders else []
+    return _batch_response(ctx, items, dict(zip(wanted, done, strict=True)))
+
+
+async def fail_tasks(ctx: RequestContext) -> Response:
+    items: list[dict[str, Any]] = ctx.body["items"]
+    await ctx.charge(len(items) - 1)
+    hidden = await _hidden(ctx, items)
+    wanted = [index for index in range(len(items)) if index not in hidden]
+    orders = []
+    for i in wanted:
+        after = items[i].get("retry_after_seconds")
+        orders.append(
+            FailOrder(
+                task_id=items[i]["task_id"],
+                lease_token=items[i]["lease_token"],
+                error=_report(items[i].get("error")),
+                retry=items[i].get("retry", True),
+                retry_after_ms=None if after is None else round(after * 1000),
+            )
+        )
+    done = await ctx.services.tasks.fail_many(orders) if orders else []
+    return _batch_response(ctx, items, dict(zip(wanted, done, strict=True)))

@@ -145,6 +145,17 @@ class ErrorReport:
 
 
 @dataclass(frozen=True, slots=True)
+class FailOrder:
+    """One attempt to end with an error (an item of a batch fail)."""
+
+    task_id: str
+    lease_token: str
+    error: ErrorReport
+    retry: bool = True
+    retry_after_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewTask:
     """A validated submission, before the store fills in queue defaults."""
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.core.clock import Clock
 from app.core.errors import NotFound, TaskgateError
-from app.core.models import ErrorReport, SubmitOutcome, Task, TaskFilter
+from app.core.models import ErrorReport, FailOrder, SubmitOutcome, Task, TaskFilter
 from app.service.submission import build_new_task
 from app.service.waiters import Subscription, Waiters, queue_key, task_key
 from app.store.base import Store
@@ -209,6 +209,28 @@ class TaskService:
         task = await self._store.complete(task_id, lease_token, result_json, self._clock.now_ms())
         self._waiters.notify(task_key(task_id))
         return task
+
+    async def complete_many(
+        self, items: Sequence[tuple[str, str, str]]
+    ) -> list[Task | TaskgateError]:
+        """Complete (task_id, lease_token, result_json) items each on its own; one commit."""
+        outcomes = await self._store.complete_many(items, self._clock.now_ms())
+        for outcome in outcomes:
+            if isinstance(outcome, Task):
+                self._waiters.notify(task_key(outcome.id))
+        return outcomes
+
+    async def fail_many(self, items: Sequence[FailOrder]) -> list[Task | TaskgateError]:
+        """Fail items each on its own (per-item outcome); one commit."""
+        outcomes = await self._store.fail_many(items, self._clock.now_ms())
+        queues = set()
+        for outcome in outcomes:
+            if isinstance(outcome, Task):
+                self._waiters.notify(task_key(outcome.id))
+                queues.add(outcome.queue)
+        for queue in queues:
+            self._waiters.notify(queue_key(queue))
+        return outcomes
 
     async def fail(
         self,

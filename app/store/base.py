@@ -13,6 +13,7 @@ from app.core.errors import TaskgateError
 from app.core.models import (
     DeliveryConfig,
     ErrorReport,
+    FailOrder,
     NewTask,
     PushClaim,
     PushQueue,
@@ -128,6 +129,18 @@ class Store(Protocol):
             NotFound: no such task.
             LeaseLost: the token is not the task's current lease.
         """
+        ...
+
+    async def complete_many(
+        self, items: Sequence[tuple[str, str, str]], now_ms: int
+    ) -> list[Task | TaskgateError]:
+        """Complete (task_id, lease_token, result_json) items each on its own; one commit."""
+        ...
+
+    async def fail_many(
+        self, items: Sequence[FailOrder], now_ms: int
+    ) -> list[Task | TaskgateError]:
+        """Fail items each on its own (per-item outcome); one commit."""
         ...
 
     async def fail(

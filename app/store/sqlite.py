@@ -19,6 +19,7 @@ from app.core.errors import StoreError, TaskgateError
 from app.core.models import (
     DeliveryConfig,
     ErrorReport,
+    FailOrder,
     NewTask,
     PushClaim,
     PushQueue,
@@ -255,6 +256,39 @@ class SqliteStore:
             result_json=result_json,
             now_ms=now_ms,
         )
+        return await self._write(op)
+
+    async def complete_many(
+        self, items: Sequence[tuple[str, str, str]], now_ms: int
+    ) -> list[Task | TaskgateError]:
+        def op(conn: apsw.Connection) -> list[Task | TaskgateError]:
+            calls = [
+                partial(self._ops.complete, conn, task_id, token, result_json, now_ms)
+                for task_id, token, result_json in items
+            ]
+            return self._ops.each(conn, calls)
+
+        return await self._write(op)
+
+    async def fail_many(
+        self, items: Sequence[FailOrder], now_ms: int
+    ) -> list[Task | TaskgateError]:
+        def op(conn: apsw.Connection) -> list[Task | TaskgateError]:
+            calls = [
+                partial(
+                    self._ops.fail,
+                    conn,
+                    item.task_id,
+                    item.lease_token,
+                    item.error,
+                    item.retry,
+                    item.retry_after_ms,
+                    now_ms,
+                )
+                for item in items
+            ]
+            return self._ops.each(conn, calls)
+
         return await self._write(op)
 
     async def fail(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import apsw
@@ -327,6 +327,21 @@ class SqliteWriteOps:
         task = task_from_row(row)
         self._touch_worker(conn, task.worker_id, now_ms)
         return task
+
+    def each(
+        self, conn: apsw.Connection, calls: Sequence[Callable[[], Task]]
+    ) -> list[Task | TaskgateError]:
+        """Run write calls each in its own savepoint: a failing one changes nothing."""
+        outcomes: list[Task | TaskgateError] = []
+        for call in calls:
+            conn.execute("SAVEPOINT item")
+            try:
+                outcomes.append(call())
+            except TaskgateError as exc:
+                conn.execute("ROLLBACK TO item")
+                outcomes.append(exc)
+            conn.execute("RELEASE item")
+        return outcomes
 
     def _touch_worker(self, conn: apsw.Connection, worker_id: str | None, now_ms: int) -> None:
         if worker_id is not None:

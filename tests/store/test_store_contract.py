@@ -10,12 +10,14 @@ import pytest
 from app.core.errors import Conflict, IdempotencyMismatch, LeaseLost, NotFound
 from app.core.models import (
     ErrorReport,
+    FailOrder,
     NewTask,
     Priority,
     QueueOverrides,
     RetryPatch,
     RetryPolicy,
     SubmitOutcome,
+    Task,
     TaskFilter,
     TaskState,
 )
@@ -324,3 +326,23 @@ async def test_change_marker_moves_on_commit(store: Store) -> None:
     before = store.change_marker()
     await submit_one(store, new())
     assert store.change_marker() != before
+
+
+async def test_complete_many_and_fail_many_decide_each_item_alone(store: Store) -> None:
+    for _ in range(4):
+        await submit_one(store, new())
+    a, b, c, d = await store.claim("q", "w", 4, None, None, NOW)
+    assert a.lease_token and b.lease_token and c.lease_token and d.lease_token
+    done = await store.complete_many(
+        [(a.id, a.lease_token, '{"ok": 1}'), (b.id, "lt_stale", "null"), ("nope", "x", "null")],
+        NOW + 1,
+    )
+    assert isinstance(done[0], Task) and done[0].state is TaskState.succeeded
+    assert isinstance(done[1], LeaseLost) and isinstance(done[2], NotFound)
+    failed = await store.fail_many(
+        [FailOrder(c.id, c.lease_token, BOOM), FailOrder(d.id, d.lease_token, BOOM, retry=False)],
+        NOW + 2,
+    )
+    assert [t.state for t in failed if isinstance(t, Task)] == [TaskState.queued, TaskState.dead]
+    still = await store.get_task(b.id)
+    assert still is not None and still.state is TaskState.running
