@@ -50,6 +50,7 @@ from .models import (
     TaskState,
     Worker,
     WorkerInfo,
+    WorkItemResult,
 )
 from .queues import Delivery, Queue, WebhookPatch
 
@@ -308,6 +309,23 @@ class AsyncClient:
             await self._session.request("POST", f"/v1/tasks/{segment(task_id)}/complete", body=body)
         )
 
+    async def complete_many(self, items: Iterable[tuple[str, str, JSON]]) -> list[WorkItemResult]:
+        """Complete up to 100 (task_id, lease_token, result) items in one request.
+
+        Each item is recorded or refused on its own (a refused one has `problem`).
+
+        Raises:
+            BadRequest, ServerUnavailable, TransportError (for the request as a whole).
+        """
+        body = {
+            "items": [
+                {"task_id": task_id, "lease_token": token, "result": result}
+                for task_id, token, result in items
+            ]
+        }
+        data = await self._session.request("POST", "/v1/tasks/complete", body=body)
+        return [WorkItemResult.from_json(item) for item in data["results"]]
+
     async def fail(
         self,
         task_id: str,
@@ -523,6 +541,7 @@ class Client:
     claim = blocking(AsyncClient.claim)
     heartbeat = blocking(AsyncClient.heartbeat)
     complete = blocking(AsyncClient.complete)
+    complete_many = blocking(AsyncClient.complete_many)
     fail = blocking(AsyncClient.fail)
     list_workers = blocking(AsyncClient.list_workers)
     list_queues = blocking(AsyncClient.list_queues)

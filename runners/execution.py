@@ -14,6 +14,7 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from .batching import CompletionBatcher
 from .client import AsyncClient
 from .errors import ClientError, LeaseLost, NotFound
 from .models import JSON, Lease, Task
@@ -82,6 +83,7 @@ class Execution:
         lease_seconds: int | None,
         heartbeat_fraction: float,
         timeout_seconds: float | None,
+        completions: CompletionBatcher | None = None,
     ) -> None:
         if task.lease is None:
             raise ValueError(f"task {task.id} was not claimed (it has no lease)")
@@ -94,6 +96,7 @@ class Execution:
         self._lease_seconds = lease_seconds
         self._heartbeat_fraction = heartbeat_fraction
         self._timeout_seconds = timeout_seconds
+        self._completions = completions
         self._work: asyncio.Future[Any] | None = None
         self._interrupted: Interrupt | None = None
 
@@ -195,7 +198,10 @@ class Execution:
 
     async def _complete(self, result: JSON) -> None:
         try:
-            await self._client.complete(self.task.id, self._lease.token, result)
+            if self._completions is not None:
+                await self._completions.complete(self.task.id, self._lease.token, result)
+            else:
+                await self._client.complete(self.task.id, self._lease.token, result)
         except (TypeError, ValueError) as exc:
             await self._fail(
                 f"the handler's result is not JSON: {exc}", error_type="InvalidResult", retry=False

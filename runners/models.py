@@ -393,3 +393,30 @@ class Worker:
             leases=tuple(WorkerLease.from_json(lease) for lease in data["leases"]),
             info=None if info is None else WorkerInfo.from_json(info),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItemResult:
+    """One item of a batch complete/fail: recorded (status 200, `state`) or refused (`problem`)."""
+
+    index: int
+    task_id: str
+    status: int
+    state: TaskState | None = None
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkItemResult:
+        state = data.get("state")
+        error = data.get("error")
+        return cls(
+            index=int(data["index"]),
+            task_id=str(data["task_id"]),
+            status=int(data["status"]),
+            state=TaskState(state) if state is not None else None,
+            problem=Problem.from_json(error) if error is not None else None,
+        )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from .batching import CompletionBatcher
 from .client import AsyncClient
 from .errors import ClientError
 from .execution import Execution, Handler
@@ -110,6 +111,7 @@ class Runner:
         shutdown_grace_seconds: float = 30.0,
         worker_info: WorkerInfo | None = None,
         client: AsyncClient | None = None,
+        batch_completions: bool = True,
     ) -> None:
         if concurrency < 1 or claim_batch < 1:
             raise ValueError("concurrency and claim_batch must be at least 1")
@@ -128,6 +130,8 @@ class Runner:
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.worker_info = worker_info
         self._client = client
+        self.batch_completions = batch_completions
+        self._completions: CompletionBatcher | None = None
         self._claim_info: WorkerInfo | None = None
         self._handlers: dict[str, Handler] = {}
         self._stopping = False
@@ -205,6 +209,7 @@ class Runner:
         # Read at run time, not in __init__: a runner built before a fork reports the child's pid.
         self._claim_info = default_worker_info(self.worker_info)
         client = self._client or AsyncClient(self.base_url or "", token=self.token)
+        self._completions = CompletionBatcher(client) if self.batch_completions else None
         executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="taskgate-runner")
         log.info("runner %s consuming %s", self.worker_id, ", ".join(self.queues))
         try:
@@ -281,6 +286,7 @@ class Runner:
             lease_seconds=self.lease_seconds,
             heartbeat_fraction=self.heartbeat_fraction,
             timeout_seconds=self.task_timeout_seconds,
+            completions=self._completions,
         )
         runner_task = asyncio.create_task(execution.run(), name=f"taskgate-task-{task.id}")
         self._executions[runner_task] = execution
