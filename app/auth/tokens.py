@@ -24,6 +24,10 @@ from app.auth.signing_keys import SigningKey
 
 MAX_TOKEN_CHARS = 8192
 HS256 = "HS256"
+# Verified tokens are remembered (per process) so a client's next request skips the
+# signature and claim checks; an entry is trusted until the token's exp, at most this long.
+CACHE_SECONDS = 60.0
+CACHE_ENTRIES = 10_000
 
 
 class TokenRejected(Exception):
@@ -58,6 +62,7 @@ class TokenVerifier:
         self._rules = rules
         self.jwks = jwks
         self._now = now
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token.
@@ -65,6 +70,19 @@ class TokenVerifier:
         Raises:
             TokenRejected: malformed, unknown key, bad signature, or claims that do not hold.
         """
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, trusted_until = cached
+            if self._now() < trusted_until:
+                return principal
+            del self._verified[token]
+        principal, expires_at = await self._verify(token)
+        if len(self._verified) >= CACHE_ENTRIES:
+            self._verified.clear()
+        self._verified[token] = (principal, min(expires_at, self._now() + CACHE_SECONDS))
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         if len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
             raise TokenRejected("not a compact JWS")
         try:
@@ -93,7 +111,10 @@ class TokenVerifier:
             raise TokenRejected(f"missing claim {exc}") from None
         except (JoseError, ValueError, TypeError) as exc:
             raise TokenRejected(f"{type(exc).__name__}: {exc}") from None
-        return _principal(claims)
+        exp = claims["exp"]
+        if not isinstance(exp, int | float):
+            raise TokenRejected("exp is not a number")
+        return _principal(claims), float(exp)
 
     async def _key_for(self, kid: object) -> tuple[Key, str]:
         if kid is None:

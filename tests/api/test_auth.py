@@ -281,3 +281,22 @@ async def test_a_second_secret_keeps_old_tokens_valid(make_settings: SettingsFac
     async with running_app(create_app(settings)) as client:
         assert (await status_with(client, old_token)).status_code == 401
         assert (await status_with(client, new_token)).status_code == 200
+
+
+async def test_a_remembered_token_still_expires(make_settings: SettingsFactory) -> None:
+    from app.auth.setup import token_rules
+    from app.auth.signing_keys import load_signing_keys
+    from app.auth.tokens import TokenRejected, TokenVerifier
+
+    settings = make_settings()
+    token = admin_token(settings, ttl_seconds=100)
+    clock = [time.time()]
+    verifier = TokenVerifier(
+        load_signing_keys(secret_path(settings)), token_rules(settings), now=lambda: clock[0]
+    )
+    assert (await verifier.verify(token)).subject == "tests"
+    clock[0] += 50  # remembered: no re-verification needed, still valid
+    assert (await verifier.verify(token)).subject == "tests"
+    clock[0] += 100  # past exp (and the leeway): refused although it was remembered
+    with pytest.raises(TokenRejected):
+        await verifier.verify(token)
