@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: serve test check lint types unit install dev clean
+.PHONY: serve test check lint types unit install dev clean bench
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "taskgate needs Python 3.11+"'
@@ -40,6 +40,25 @@ lint: $(DEV_STAMP)
 
 types: $(DEV_STAMP)
 	$(BIN)/mypy
+
+## Every scenario of docs/benchmarks.md against spawned servers, median of 3 runs
+## (about 20 minutes; JSON and logs in $(BENCH_DIR), the plot in docs/).
+BENCH_DIR ?= bench-results
+BENCH := $(BIN)/taskgate bench
+bench: $(DEV_STAMP)
+	mkdir -p $(BENCH_DIR)
+	$(BENCH) submit --spawn --workers 1 --concurrency 1,4,16,64 --duration 5 --repeat 3 --json $(BENCH_DIR)/submit-w1.json
+	$(BENCH) submit --spawn --workers 2 --concurrency 1,4,16,64 --duration 5 --repeat 3 --json $(BENCH_DIR)/submit-w2.json
+	$(BENCH) submit --spawn --workers 2 --durability normal --concurrency 64 --duration 5 --repeat 3 --json $(BENCH_DIR)/submit-w2-normal.json
+	$(BENCH) submit --spawn --workers 2 --concurrency 64 --rate 5000 --duration 5 --repeat 3 --json $(BENCH_DIR)/submit-w2-rate5000.json
+	$(BENCH) submit --spawn --workers 2 --concurrency 64 --rate 2000 --duration 5 --repeat 3 --json $(BENCH_DIR)/submit-w2-rate2000.json
+	$(BENCH) submit-batch --spawn --workers 2 --batch-size 1000 --concurrency 4 --tasks 200000 --repeat 3 --json $(BENCH_DIR)/batch-w2.json
+	$(BENCH) e2e --spawn --workers 2 --tasks 50000 --repeat 3 --json $(BENCH_DIR)/e2e-w2.json
+	$(BENCH) e2e-single --spawn --workers 2 --tasks 10000 --repeat 3 --json $(BENCH_DIR)/e2e-single-w2.json
+	$(BENCH) wake --spawn --workers 1 --samples 50 --repeat 3 --json $(BENCH_DIR)/wake-w1.json
+	$(BENCH) wake --spawn --workers 2 --samples 50 --repeat 3 --json $(BENCH_DIR)/wake-w2.json
+	$(BENCH) backlog --spawn --workers 2 --backlog 1000000 --repeat 3 --json $(BENCH_DIR)/backlog-w2.json
+	$(BENCH) plot $(BENCH_DIR)/submit-w1.json $(BENCH_DIR)/submit-w2.json -o docs/bench-throughput.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""`taskgate` entry point: serve, migrate, token, runner."""
+"""`taskgate` entry point: serve, migrate, token, runner, bench."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from app import __version__
 from app.auth.jwks import JwksError
 from app.auth.signing_keys import SecretFileError
+from app.bench.cli import add_bench_arguments
 from app.cli.options import add_settings_flags, settings_from_args
 from app.cli.token import add_token_arguments, create_token
 from app.core.errors import StoreError
@@ -48,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Claim tasks and run them through a Runner until SIGTERM or SIGINT.",
     )
     add_runner_arguments(runner)
+    bench = commands.add_parser(
+        "bench",
+        help="measure throughput and latency: submit, e2e, wake-ups, a backlog",
+        description="Load a running server (--url, --token) or one it starts (--spawn) and "
+        "report rates and latency percentiles. See docs/benchmarks.md.",
+    )
+    add_bench_arguments(bench)
     return parser
 
 
@@ -58,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runners.cli import run_from_args
 
         return run_from_args(args)
+    if args.command == "bench":
+        from app.bench.cli import run_bench
+
+        return run_bench(args)
     try:
         settings = settings_from_args(args)
     except SettingsError as exc:
