@@ -19,8 +19,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.guard import Guard
-from app.api.header_limits import HeaderLimitMiddleware
-from app.api.headers import SecurityHeadersMiddleware
 from app.api.middleware import RequestIdMiddleware
 from app.api.problems import problem_response
 from app.api.ratelimit import RateLimiter
@@ -220,11 +218,7 @@ def create_app(
             metrics_auth=settings.metrics_auth,
             docs_auth=settings.docs_auth,
         ),
-        middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(SecurityHeadersMiddleware),
-            Middleware(HeaderLimitMiddleware),
-        ],
+        middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: _problem_for_http_exception},
         lifespan=lifespan,
     )

@@ -1,8 +1,6 @@
-"""Pure ASGI middleware: security headers on every response, stricter ones on HTML pages."""
+"""Security headers: on every response, and stricter ones on HTML pages."""
 
 from __future__ import annotations
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ALWAYS = (
     (b"x-content-type-options", b"nosniff"),
@@ -21,27 +19,9 @@ HTML_ONLY = (
 )
 
 
-class SecurityHeadersMiddleware:
-    """Adds the headers above unless a response already sets them."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                content_type = next(
-                    (value for name, value in headers if name.lower() == b"content-type"), b""
-                )
-                extra = ALWAYS + (HTML_ONLY if content_type.startswith(b"text/html") else ())
-                headers += [(name, value) for name, value in extra if name not in present]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response headers plus the security headers they do not already set."""
+    present = {name.lower() for name, _ in headers}
+    content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+    extra = ALWAYS + (HTML_ONLY if content_type.startswith(b"text/html") else ())
+    return headers + [(name, value) for name, value in extra if name not in present]

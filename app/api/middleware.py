@@ -1,4 +1,7 @@
-"""Pure ASGI middleware: a request id on every request and one access-log line per request."""
+"""The one pure ASGI middleware at the edge: request ids, access log, header limits and
+security headers, in a single layer (each extra layer costs every request a coroutine
+and a `send` wrapper: ~10% of a submit's throughput for two more layers).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,13 @@ import logging
 import re
 import time
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
+
+from app.api.header_limits import oversized_headers
+from app.api.headers import with_security_headers
+from app.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 
 log = logging.getLogger("taskgate.access")
 
@@ -16,7 +24,8 @@ _ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestIdMiddleware:
-    """Takes a sane incoming X-Request-ID or makes one; returns it; logs the request."""
+    """Takes a sane incoming X-Request-ID or makes one; returns it; logs the request;
+    refuses oversized headers (431); adds the security headers to every answer."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -39,14 +48,17 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (REQUEST_ID_HEADER, request_id.encode()),
-                ]
+                message["headers"] = with_security_headers(
+                    [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
+                )
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            problem = oversized_headers(scope["headers"])
+            if problem is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                await _refuse_headers(problem, request_id, send_with_id)
         finally:
             log.info(
                 "%s %s %s",
@@ -62,3 +74,22 @@ class RequestIdMiddleware:
                     "client": (scope.get("client") or ("", 0))[0],
                 },
             )
+
+
+async def _refuse_headers(problem: str, request_id: str, send: Send) -> None:
+    body = orjson.dumps(
+        problem_body(
+            431, "header-fields-too-large", "Request header fields too large", problem, request_id
+        )
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 431,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
