@@ -346,3 +346,17 @@ async def test_complete_many_and_fail_many_decide_each_item_alone(store: Store) 
     assert [t.state for t in failed if isinstance(t, Task)] == [TaskState.queued, TaskState.dead]
     still = await store.get_task(b.id)
     assert still is not None and still.state is TaskState.running
+
+
+async def test_queue_settings_changed_between_submits_apply_to_the_next(store: Store) -> None:
+    """The writer remembers queue settings within a transaction only: a configure queued
+    between two submits (one group commit for all three) is seen by the second submit."""
+    before, _, after = await asyncio.gather(
+        store.submit([new(queue="cfg")], NOW),
+        store.configure_queue(
+            "cfg", QueueOverrides(max_attempts=9), frozenset({"max_attempts"}), NOW
+        ),
+        store.submit([new(queue="cfg")], NOW),
+    )
+    assert isinstance(before[0], SubmitOutcome) and isinstance(after[0], SubmitOutcome)
+    assert (before[0].task.max_attempts, after[0].task.max_attempts) == (3, 9)
