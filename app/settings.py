@@ -84,7 +84,7 @@ class Settings:
         60.0, "how often finished tasks past retention are deleted", minimum=0.01
     )
     wake_poll_seconds: float = _setting(
-        0.05, "how often to look for commits by other processes", minimum=0.001
+        0.02, "how often to look for commits by other processes", minimum=0.001
     )
     worker_alive_seconds: int = _setting(
         60, "a worker counts as alive if seen this recently", minimum=1
