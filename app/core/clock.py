@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -38,6 +39,7 @@ class FixedClock:
         self.current_ms += round(seconds * 1000)
 
 
+@functools.lru_cache(maxsize=4096)
 def format_ms(ms: int) -> str:
     """RFC 3339 UTC with milliseconds, e.g. `2026-12-04T20:30:00.123Z`."""
     moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
