@@ -143,8 +143,8 @@ class Guard:
         """
         if self._limiter is None or cost <= 0:
             return
-        decision = await self._limiter.hit(group, key, cost)
-        if not decision.allowed:
+        decision = await self._limiter.refusal(group, key, cost)
+        if decision is not None:
             headers = rate_limit_headers(decision)
             raise RateLimited(
                 f"the {group} rate limit for this caller is used up; retry after "

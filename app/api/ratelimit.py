@@ -138,6 +138,36 @@ class RateLimiter:
             log.warning("rate-limit storage %s answers again; limits enforced", self._windows.name)
         return decision
 
+    async def refusal(self, group: str, key: str, cost: int = 1) -> RateDecision | None:
+        """Count like `hit`; None when allowed, else the refusing decision.
+
+        The request path needs the window figures only to refuse: a group of one window is
+        then counted with one storage operation instead of two (read, then hit).
+
+        Raises:
+            KeyError, ValueError: as `hit`.
+        """
+        items = self._limits.get(group)
+        if items is None or len(items) != 1 or cost < 1:
+            decision = await self.hit(group, key, cost)
+            return None if decision.allowed else decision
+        if time.monotonic() < self._storage_skipped_until:
+            return None
+        try:
+            allowed = await self._windows.hit(items[0], group, key, cost=cost)
+        except _STORAGE_ERRORS as exc:
+            self._storage_failed(exc)
+            return None
+        if allowed:
+            if self._storage_failing:
+                self._storage_failing = False
+                log.warning(
+                    "rate-limit storage %s answers again; limits enforced", self._windows.name
+                )
+            return None
+        decision = await self.hit(group, key, cost)
+        return None if decision.allowed else decision
+
     def check_storage(self) -> None:
         """Verify that the storage answers; blocks up to REDIS_TIMEOUT_SECONDS (start-up only).
 

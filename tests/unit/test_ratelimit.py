@@ -234,3 +234,20 @@ async def test_headers_follow_real_decisions(make_limiter: LimiterFactory) -> No
     assert "Retry-After" not in allowed
     assert refused["RateLimit-Remaining"] == "0"
     assert 1 <= int(refused["Retry-After"]) <= 3600
+
+
+async def test_refusal_counts_like_hit_and_explains_only_a_refusal(
+    make_limiter: LimiterFactory,
+) -> None:
+    limiter = make_limiter(GROUPS)
+    # One window (submit: 3/hour) takes the one-operation path; admin has two windows.
+    for group in ("submit", "admin"):
+        assert [await limiter.refusal(group, "sub:alice") for _ in range(3)] == [None] * 3
+        refused = await limiter.refusal(group, "sub:alice")
+        assert refused is not None and not refused.allowed
+        assert (refused.limit, refused.remaining) == (3, 0)
+        assert refused.retry_after_seconds > 0
+        assert (await limiter.hit(group, "sub:alice")).allowed is False
+    assert await limiter.refusal("submit", "sub:bob", cost=3) is None
+    assert await limiter.refusal("submit", "sub:carol", cost=4) is not None
+    assert (await limiter.hit("submit", "sub:carol", cost=3)).allowed
