@@ -146,11 +146,12 @@ def create_app(
     spec = load_spec(openapi_path())
     store = store or build_store(settings)
     waiters = Waiters()
+    webhook_allow = webhook_allow_list(settings)
     services = Services(
         tasks=TaskService(
             store, waiters, clock, TaskLimits(long_poll_max_s=settings.long_poll_max_seconds)
         ),
-        queues=QueueService(store, waiters, clock, webhook_allow_list(settings)),
+        queues=QueueService(store, waiters, clock, webhook_allow),
     )
     sweeper = Sweeper(store, waiters, clock, settings.worker_retention_seconds)
     verifier = build_verifier(settings)
@@ -163,7 +164,7 @@ def create_app(
             services.queues,
             waiters,
             clock,
-            webhook_allow_list(settings),
+            webhook_allow,
             grace_s=min(settings.graceful_timeout_seconds, 10.0),
         )
         if settings.dispatch
