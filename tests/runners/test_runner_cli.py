@@ -11,7 +11,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from runners import Client, Runner, Task, TaskState
 from runners.cli import UsageError, add_runner_arguments, apply_arguments
-from tests.e2e.harness import REPO_ROOT, ServerProcess, clean_env, mint_test_token
+from tests.e2e.harness import REPO_ROOT, ServerProcess, clean_env, mint_test_token, wait_until
 
 from .conftest import RunnerFactory
 from .inprocess import DEADLINE_S
@@ -52,11 +51,15 @@ def run_command(entry: list[str], *argv: str, env: dict[str, str] | None = None)
 
 def running_task(client: Client, task_id: str) -> Task:
     """The task once a runner has claimed it (polled; fails after a generous deadline)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while (task := client.get(task_id)).state is not TaskState.RUNNING:
-        assert not task.finished and time.monotonic() < deadline, task
-        time.sleep(0.02)
-    return task
+    seen: list[Task] = []
+
+    def running() -> bool:
+        seen.append(client.get(task_id))
+        assert not seen[-1].finished, seen[-1]
+        return seen[-1].state is TaskState.RUNNING
+
+    wait_until(running, f"task {task_id} to be claimed", timeout_s=DEADLINE_S)
+    return seen[-1]
 
 
 # -- flags and variables, in process ----------------------------------------------------
