@@ -212,14 +212,15 @@ def create_app(
             await store.close()
             await limiter.close()
 
+    api_routes = build_routes(
+        spec,
+        settings.max_body_bytes,
+        metrics_auth=settings.metrics_auth,
+        docs_auth=settings.docs_auth,
+    )
     app = Starlette(
-        routes=build_routes(
-            spec,
-            settings.max_body_bytes,
-            metrics_auth=settings.metrics_auth,
-            docs_auth=settings.docs_auth,
-        ),
-        middleware=[Middleware(RequestIdMiddleware)],
+        routes=api_routes.routes,
+        middleware=[Middleware(RequestIdMiddleware, operations=api_routes.operations)],
         exception_handlers={HTTPException: _problem_for_http_exception},
         lifespan=lifespan,
     )

@@ -1,6 +1,8 @@
 """The one pure ASGI middleware at the edge: request ids, access log, header limits and
 security headers, in a single layer (each extra layer costs every request a coroutine
-and a `send` wrapper: ~10% of a submit's throughput for two more layers).
+and a `send` wrapper: ~10% of a submit's throughput for two more layers). It also calls
+the API's operations directly, found in the OperationTable, rather than through
+Starlette's router and its exception layers; everything else goes on to the router.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import re
 import time
 
 import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
 from app.api.header_limits import oversized_headers
 from app.api.headers import with_security_headers
+from app.api.operation_table import OperationTable
 from app.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 
 log = logging.getLogger("taskgate.access")
@@ -25,10 +29,12 @@ _ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 class RequestIdMiddleware:
     """Takes a sane incoming X-Request-ID or makes one; returns it; logs the request;
-    refuses oversized headers (431); adds the security headers to every answer."""
+    refuses oversized headers (431); adds the security headers to every answer; serves
+    the operations of `operations` itself."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, operations: OperationTable | None = None) -> None:
         self.app = app
+        self.operations = operations or OperationTable({})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,25 +61,42 @@ class RequestIdMiddleware:
 
         try:
             problem = oversized_headers(scope["headers"])
-            if problem is None:
-                await self.app(scope, receive, send_with_id)
-            else:
+            if problem is not None:
                 await _refuse_headers(problem, request_id, send_with_id)
-        finally:
-            log.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "client": (scope.get("client") or ("", 0))[0],
-                },
+                return
+            # With a root_path Starlette strips it before matching: leave that to the router.
+            found = (
+                None
+                if scope.get("root_path")
+                else self.operations.find(scope["method"], scope["path"])
             )
+            if found is None:
+                await self.app(scope, receive, send_with_id)
+                return
+            scope["path_params"] = found.path_params
+            scope["taskgate.route"] = found.template
+            response = await found.endpoint(Request(scope, receive, send_with_id))
+            await response(scope, receive, send_with_id)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                _log_request(scope, status, request_id, started)
+
+
+def _log_request(scope: Scope, status: int, request_id: str, started: float) -> None:
+    log.info(
+        "%s %s %s",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "client": (scope.get("client") or ("", 0))[0],
+        },
+    )
 
 
 async def _refuse_headers(problem: str, request_id: str, send: Send) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib import resources
 
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from app.api import queues, system, tasks, work
 from app.api.guard import Access, access_for
 from app.api.http import RequestContext, parse_json, read_body
+from app.api.operation_table import Endpoint, OperationTable
 from app.api.problems import error_response, problem_response
 from app.api.spec import Spec
 from app.api.validation import OperationValidator
@@ -59,7 +61,7 @@ def request_id_of(request: Request) -> str:
 
 def _endpoint(
     handler: Handler, validator: OperationValidator, max_body_bytes: int, access: Access
-) -> Callable[[Request], Awaitable[Response]]:
+) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         request_id = request_id_of(request)
         try:
@@ -95,10 +97,19 @@ def _endpoint(
     return endpoint
 
 
+@dataclass(frozen=True, slots=True)
+class ApiRoutes:
+    """The spec's operations twice: as Starlette routes (plus the docs' assets), and as the
+    table the edge middleware looks operations up in first."""
+
+    routes: list[BaseRoute]
+    operations: OperationTable
+
+
 def build_routes(
     spec: Spec, max_body_bytes: int, *, metrics_auth: bool = True, docs_auth: bool = False
-) -> list[BaseRoute]:
-    """One Route per spec operation, plus the docs' static assets.
+) -> ApiRoutes:
+    """One endpoint per spec operation, plus the docs' static assets.
 
     Raises:
         RuntimeError: an operation has no handler or no operationId, or a handler has no operation.
@@ -113,7 +124,7 @@ def build_routes(
             f"spec and handlers disagree: operations without operationId {missing_id}, "
             f"without handler {without_handler}, handlers without operation {without_operation}"
         )
-    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    by_path: dict[str, dict[str, Endpoint]] = {}
     for op in operations:
         validator = OperationValidator(spec, op)
         access = access_for(
@@ -124,19 +135,17 @@ def build_routes(
         )
     # Literal paths first: `/v1/tasks/complete` must not be taken for `/v1/tasks/{task_id}`
     # (Starlette answers a method mismatch from the first route whose path matches).
-    ordered = sorted(by_path.items(), key=lambda entry: "{" in entry[0])
+    ordered = dict(sorted(by_path.items(), key=lambda entry: "{" in entry[0]))
     routes: list[BaseRoute] = [
-        Route(path, _dispatch(methods), methods=list(methods)) for path, methods in ordered
+        Route(path, _dispatch(methods), methods=list(methods)) for path, methods in ordered.items()
     ]
     assets = resources.files("swagger_ui") / "static"
     routes.append(Route("/docs/init.js", _static_handler(system.get_docs_init), methods=["GET"]))
     routes.append(Mount("/docs/static", app=StaticFiles(directory=str(assets)), name="docs-static"))
-    return routes
+    return ApiRoutes(routes, OperationTable(ordered))
 
 
-def _dispatch(
-    methods: dict[str, Callable[[Request], Awaitable[Response]]],
-) -> Callable[[Request], Awaitable[Response]]:
+def _dispatch(methods: dict[str, Endpoint]) -> Endpoint:
     if len(methods) == 1:
         return next(iter(methods.values()))
 
@@ -147,7 +156,7 @@ def _dispatch(
     return by_method
 
 
-def _static_handler(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def _static_handler(handler: Handler) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         return await handler(RequestContext(request, {}, None, request_id_of(request)))
 
