@@ -55,6 +55,9 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+_NONE: dict[str, str] = {}
+
+
 def request_id_of(request: Request) -> str:
     return str(request.scope.get("taskgate.request_id", ""))
 
@@ -67,7 +70,9 @@ def _endpoint(
         try:
             principal = await request.app.state.guard.admit(request, access)
             params = validator.parameters(
-                request.path_params, request.query_params, request.headers
+                request.path_params,
+                request.query_params if validator.reads_query else _NONE,
+                request.headers if validator.reads_headers else _NONE,
             )
             body = None
             if validator.accepts_body:

@@ -29,6 +29,8 @@ def _field_name(prefix: str, path: list[str | int]) -> str:
 def _errors(
     validator: jsonschema_rs.Draft202012Validator, instance: Any, prefix: str
 ) -> list[FieldError]:
+    if validator.is_valid(instance):
+        return []
     return [_field_error(error, prefix) for error in validator.iter_errors(instance)][:20]
 
 
@@ -86,6 +88,9 @@ class OperationValidator:
             )
             for param in operation.parameters
         ]
+        locations = {param.location for param in self._params}
+        self.reads_query = "query" in locations
+        self.reads_headers = "header" in locations
         body = operation.request_body
         self.body_required = bool(body and body.get("required"))
         self.accepts_body = body is not None
