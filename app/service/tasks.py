@@ -11,6 +11,7 @@ from app.core.clock import Clock
 from app.core.errors import NotFound, TaskgateError
 from app.core.models import ErrorReport, FailOrder, SubmitOutcome, Task, TaskFilter
 from app.service.submission import build_new_task
+from app.service.submit_batcher import SubmitBatcher
 from app.service.waiters import Subscription, Waiters, queue_key, task_key
 from app.store.base import Store
 
@@ -30,6 +31,7 @@ class TaskService:
         self._waiters = waiters
         self._clock = clock
         self._limits = limits
+        self._batcher = SubmitBatcher(store)
 
     # -- producers ------------------------------------------------------------------
 
@@ -41,9 +43,14 @@ class TaskService:
         Raises:
             InvalidInput, IdempotencyMismatch, StoreError.
         """
-        (outcome,) = await self.submit_many(queue, [body], header_key, field_prefixes=["body"])
+        now_ms = self._clock.now_ms()
+        outcome = await self._batcher.submit(
+            build_new_task(queue, body, header_key, now_ms), now_ms
+        )
         if isinstance(outcome, TaskgateError):
             raise outcome
+        if outcome.created:
+            self._waiters.notify(queue_key(queue))
         return outcome
 
     async def submit_many(

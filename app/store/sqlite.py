@@ -103,7 +103,9 @@ class SqliteStore:
     async def open(self) -> None:
         self._writer_connection = connect(self._options)
         lock_path = self._options.path.with_name(self._options.path.name + ".writelock")
-        self._writer = GroupCommitWriter(self._writer_connection, lock_path)
+        self._writer = GroupCommitWriter(
+            self._writer_connection, lock_path, forget=self._ops.forget_transaction
+        )
         self._writer.start()
         self._watch_connection = connect(self._options)
         self._readers = ThreadPoolExecutor(

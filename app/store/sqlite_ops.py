@@ -34,6 +34,53 @@ from app.store.sqlite_rows import (
 # Keep the newest errors only: a task may have up to 1,000 attempts.
 MAX_ERRORS_KEPT = 20
 
+# The columns of one row of `task_insert_many`, in order.
+_InsertValues = tuple[str, str, str, str, int, int, str | None, int, int, str]
+
+
+def _insert_values(new: NewTask, config: QueueConfig) -> _InsertValues:
+    return (
+        new.id,
+        new.queue,
+        new.type,
+        new.payload_json,
+        int(new.priority),
+        new.max_attempts or config.max_attempts,
+        retry_to_json(new.retry.apply_to(config.retry) if new.retry else None),
+        new.lease_seconds or config.lease_seconds,
+        new.run_at_ms,
+        orjson.dumps(list(new.tags)).decode(),
+    )
+
+
+def _inserted_task(new: NewTask, config: QueueConfig, now_ms: int) -> Task:
+    """The task as `task_insert_many` stored it (what RETURNING would have read back)."""
+    return Task(
+        id=new.id,
+        queue=new.queue,
+        type=new.type,
+        payload_json=new.payload_json,
+        priority=new.priority,
+        state=TaskState.queued,
+        attempts=0,
+        max_attempts=new.max_attempts or config.max_attempts,
+        retry=new.retry.apply_to(config.retry) if new.retry else None,
+        lease_seconds=new.lease_seconds or config.lease_seconds,
+        run_at_ms=new.run_at_ms,
+        created_at_ms=now_ms,
+        updated_at_ms=now_ms,
+        started_at_ms=None,
+        finished_at_ms=None,
+        lease_token=None,
+        lease_expires_at_ms=None,
+        worker_id=None,
+        cancel_requested=False,
+        result_json=None,
+        errors_json="[]",
+        idempotency_key=None,
+        tags=new.tags,
+    )
+
 
 class SqliteWriteOps:
     """Write operations over one connection (the writer thread's)."""
@@ -49,15 +96,26 @@ class SqliteWriteOps:
         self._defaults = defaults
         self._idempotency_window_ms = idempotency_window_ms
         self._rng = rng
+        # Queues ensured and read in the current write transaction (the write lock keeps
+        # everyone else's changes out until it ends).
+        self._queue_configs: dict[str, QueueConfig] = {}
+
+    def forget_transaction(self) -> None:
+        """Drop what was remembered: a transaction began, or a rollback undid writes."""
+        self._queue_configs.clear()
 
     # -- queues ---------------------------------------------------------------------
 
     def queue_config(self, conn: apsw.Connection, queue: str, now_ms: int) -> QueueConfig:
         """Ensure the queue exists and return its effective configuration."""
+        config = self._queue_configs.get(queue)
+        if config is not None:
+            return config
         conn.execute(self._q["queue_ensure"], {"name": queue, "now": now_ms})
         row: Any = conn.execute(self._q["queue_get"], {"name": queue}).fetchone()
         assert row is not None
-        return overrides_from_json(row[3]).apply_to(self._defaults)
+        config = self._queue_configs[queue] = overrides_from_json(row[3]).apply_to(self._defaults)
+        return config
 
     def configure_queue(
         self,
@@ -68,6 +126,7 @@ class SqliteWriteOps:
         now_ms: int,
         delivery: DeliveryConfig | None = None,
     ) -> None:
+        self._queue_configs.pop(name, None)
         conn.execute(self._q["queue_ensure"], {"name": name, "now": now_ms})
         row: Any = conn.execute(self._q["queue_get"], {"name": name}).fetchone()
         current = overrides_from_json(row[3])
@@ -111,40 +170,54 @@ class SqliteWriteOps:
     def submit(
         self, conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int
     ) -> list[SubmitOutcome | TaskgateError]:
-        configs: dict[str, QueueConfig] = {}
-        outcomes: list[SubmitOutcome | TaskgateError] = []
-        for new in tasks:
-            config = configs.get(new.queue)
-            if config is None:
-                config = configs[new.queue] = self.queue_config(conn, new.queue, now_ms)
+        outcomes: list[SubmitOutcome | TaskgateError | None] = [None] * len(tasks)
+        fresh: list[tuple[int, NewTask, QueueConfig]] = []
+        for index, new in enumerate(tasks):
+            config = self.queue_config(conn, new.queue, now_ms)
+            if new.idempotency_key is None:
+                fresh.append((index, new, config))
+                continue
             conn.execute("SAVEPOINT item")
             try:
-                outcome: SubmitOutcome | TaskgateError = self._submit_one(conn, new, config, now_ms)
+                outcome: SubmitOutcome | TaskgateError = self._submit_keyed(
+                    conn, new, config, now_ms
+                )
             except TaskgateError as exc:
                 outcome = exc
             if isinstance(outcome, TaskgateError):
                 conn.execute("ROLLBACK TO item")
             conn.execute("RELEASE item")
-            outcomes.append(outcome)
-        return outcomes
+            outcomes[index] = outcome
+        if fresh:
+            # Tasks without a key cannot meet an earlier one: all of them in one statement
+            # (a statement per task costs the writer a GIL hand-over each, under the lock).
+            rows = [_insert_values(new, config) for _, new, config in fresh]
+            conn.execute(self._q["task_insert_many"], {"rows": orjson.dumps(rows), "now": now_ms})
+            for index, new, config in fresh:
+                outcomes[index] = SubmitOutcome(_inserted_task(new, config, now_ms), created=True)
+        return [outcome for outcome in outcomes if outcome is not None]
 
-    def _submit_one(
+    def _submit_keyed(
         self, conn: apsw.Connection, new: NewTask, config: QueueConfig, now_ms: int
     ) -> SubmitOutcome:
-        if new.idempotency_key is not None:
-            existing = self._idempotent_replay(conn, new, now_ms)
-            if existing is not None:
-                return SubmitOutcome(existing, created=False)
-            conn.execute(
-                self._q["idempotency_put"],
-                {
-                    "queue": new.queue,
-                    "key": new.idempotency_key,
-                    "task_id": new.id,
-                    "request_hash": new.request_hash,
-                    "expires_at": now_ms + self._idempotency_window_ms,
-                },
-            )
+        existing = self._idempotent_replay(conn, new, now_ms)
+        if existing is not None:
+            return SubmitOutcome(existing, created=False)
+        conn.execute(
+            self._q["idempotency_put"],
+            {
+                "queue": new.queue,
+                "key": new.idempotency_key,
+                "task_id": new.id,
+                "request_hash": new.request_hash,
+                "expires_at": now_ms + self._idempotency_window_ms,
+            },
+        )
+        return self._insert(conn, new, config, now_ms)
+
+    def _insert(
+        self, conn: apsw.Connection, new: NewTask, config: QueueConfig, now_ms: int
+    ) -> SubmitOutcome:
         row: Any = conn.execute(
             self._q["task_insert"],
             {

@@ -3,7 +3,9 @@
 Concurrent requests queue their operations; the thread takes every queued operation,
 runs each inside its own SAVEPOINT within one `BEGIN IMMEDIATE` transaction, commits
 once (one fsync) and only then hands each caller its own result or error. A failing
-operation is rolled back to its savepoint and does not fail the others. Processes that
+operation is rolled back to its savepoint and does not fail the others. `forget` is
+called whenever what an operation read may have been undone (a new transaction, a
+rollback), so that operations may remember reads for the rest of a transaction. Processes that
 share the file serialise their write transactions on an OS lock (`flock` on a side
 file), which queues them fairly instead of SQLite's sleeping busy handler.
 """
@@ -44,8 +46,15 @@ _STOP = object()
 class GroupCommitWriter:
     """Runs write operations on one connection, many per transaction."""
 
-    def __init__(self, connection: apsw.Connection, lock_path: Path, max_batch: int = 2000) -> None:
+    def __init__(
+        self,
+        connection: apsw.Connection,
+        lock_path: Path,
+        max_batch: int = 2000,
+        forget: Callable[[], None] = lambda: None,
+    ) -> None:
         self._connection = connection
+        self._forget = forget
         self._lock_path = lock_path
         self._max_batch = max_batch
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -110,6 +119,7 @@ class GroupCommitWriter:
             except apsw.Error as exc:
                 log.error("could not begin a write transaction: %s", exc)
                 return [(False, StoreError()) for _ in batch]
+            self._forget()
             outcomes: list[tuple[bool, Any]] = []
             for job in batch:
                 outcomes.append(self._run_one(connection, job))
@@ -123,14 +133,14 @@ class GroupCommitWriter:
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    @staticmethod
-    def _run_one(connection: apsw.Connection, job: _Job) -> tuple[bool, Any]:
+    def _run_one(self, connection: apsw.Connection, job: _Job) -> tuple[bool, Any]:
         connection.execute("SAVEPOINT op")
         try:
             value = job.op(connection)
         except Exception as exc:
             connection.execute("ROLLBACK TO op")
             connection.execute("RELEASE op")
+            self._forget()
             if isinstance(exc, TaskgateError):
                 return (False, exc)
             log.exception("write operation failed")

@@ -63,6 +63,27 @@ async def test_submit_fills_queue_defaults_and_reads_back(store: Store) -> None:
     assert task.payload_json == '{"n": 1}' and task.tags == ("a", "b")
 
 
+async def test_submit_answers_exactly_what_it_stored(store: Store) -> None:
+    await store.configure_queue(
+        "tuned", QueueOverrides(max_attempts=7), frozenset({"max_attempts"}), NOW
+    )
+    batch = [
+        new(),
+        new(queue="tuned", payload_json='{"deep": [1, 2.5, "\\u00e9", null, {"k": true}]}'),
+        new(priority=Priority.high, run_at_ms=NOW + 5_000, tags=("x", "y")),
+        new(max_attempts=9, lease_seconds=120, retry=RetryPatch(factor=3.0)),
+        new(idempotency_key="k-1"),
+        new(payload_json="null", type="other.type"),
+    ]
+
+    outcomes = await store.submit(batch, NOW)
+
+    for sent, outcome in zip(batch, outcomes, strict=True):
+        assert isinstance(outcome, SubmitOutcome) and outcome.created
+        assert outcome.task.id == sent.id
+        assert outcome.task == await store.get_task(sent.id)
+
+
 async def test_claim_orders_by_priority_then_due_time(store: Store) -> None:
     low = await submit_one(store, new(priority=Priority.low, run_at_ms=NOW - 3000))
     normal_late = await submit_one(store, new(run_at_ms=NOW - 1000))

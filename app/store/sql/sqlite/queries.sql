@@ -255,3 +255,12 @@ ORDER BY lease_expires_at;
 
 -- name: ping
 SELECT 1;
+
+-- name: task_insert_many
+-- One statement for many new tasks: :rows is a JSON array of
+-- [id, queue, type, payload, priority, max_attempts, retry, lease_seconds, run_at, tags].
+INSERT INTO tasks (id, queue, type, payload, priority, state, max_attempts, retry,
+                   lease_seconds, run_at, created_at, updated_at, tags)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, 'queued', value ->> 5,
+       value ->> 6, value ->> 7, value ->> 8, :now, :now, value ->> 9
+FROM json_each(:rows);
