@@ -48,6 +48,36 @@ async def test_idempotency_key_header_or_body(client: httpx.AsyncClient) -> None
     assert disagree.status_code == 409
 
 
+async def test_concurrent_single_submits_each_get_their_own_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    # Submits arriving together are written together; each still answers for itself.
+    first = await client.post("/v1/queues/q/tasks", json={"type": "t", "idempotency_key": "k"})
+    assert first.status_code == 201
+    bodies: list[dict[str, Any]] = [{"type": "t", "payload": n} for n in range(30)]
+    bodies += [
+        {"type": "t", "idempotency_key": "k"},  # replay of the first
+        {"type": "t", "payload": "other", "idempotency_key": "k"},  # same key, other body
+        {"type": "t", "run_at": "2026-02-30T00:00:00Z"},  # schema-valid, not a date
+        {"type": "t", "payload": "elsewhere"},
+    ]
+    queues = ["q"] * 33 + ["r"]
+
+    answers = await asyncio.gather(
+        *(client.post(f"/v1/queues/{q}/tasks", json=b) for q, b in zip(queues, bodies, strict=True))
+    )
+
+    assert [a.status_code for a in answers] == [201] * 30 + [200, 409, 422, 201]
+    created = answers[:30] + answers[33:]
+    assert len({a.json()["id"] for a in created}) == 31
+    assert [a.json()["payload"] for a in answers[:30]] == list(range(30))
+    assert answers[30].json()["id"] == first.json()["id"]
+    assert answers[33].json()["queue"] == "r"
+    for answer in created:
+        stored = await client.get(f"/v1/tasks/{answer.json()['id']}")
+        assert stored.json() == answer.json()
+
+
 async def test_batch_results_per_item(client: httpx.AsyncClient) -> None:
     await submit(client, idempotency_key="dup", payload="x")
     response = await client.post(
