@@ -263,14 +263,7 @@ class SqliteStore:
     async def complete_many(
         self, items: Sequence[tuple[str, str, str]], now_ms: int
     ) -> list[Task | TaskgateError]:
-        def op(conn: apsw.Connection) -> list[Task | TaskgateError]:
-            calls = [
-                partial(self._ops.complete, conn, task_id, token, result_json, now_ms)
-                for task_id, token, result_json in items
-            ]
-            return self._ops.each(conn, calls)
-
-        return await self._write(op)
+        return await self._write(partial(self._ops.complete_many, items=items, now_ms=now_ms))
 
     async def fail_many(
         self, items: Sequence[FailOrder], now_ms: int

@@ -401,6 +401,39 @@ class SqliteWriteOps:
         self._touch_worker(conn, task.worker_id, now_ms)
         return task
 
+    def complete_many(
+        self, conn: apsw.Connection, items: Sequence[tuple[str, str, str]], now_ms: int
+    ) -> list[Task | TaskgateError]:
+        """Complete (task_id, lease_token, result JSON) items, each on its own.
+
+        The first item of each task id goes into one UPDATE (a statement per item costs the
+        writer a GIL hand-over each, under the lock); an item it did not match, and any
+        later item of the same task, is then answered one by one, as `complete` would.
+        """
+        firsts: dict[str, int] = {}
+        for index, (task_id, _, _) in enumerate(items):
+            firsts.setdefault(task_id, index)
+        batch = [items[index] for index in firsts.values()]
+        done = {
+            row[0]: task_from_row(row)
+            for row in conn.execute(
+                self._q["task_complete_many"], {"items": orjson.dumps(batch), "now": now_ms}
+            )
+        }
+        for worker_id in {task.worker_id for task in done.values()}:
+            self._touch_worker(conn, worker_id, now_ms)
+        outcomes: list[Task | TaskgateError] = []
+        for index, (task_id, lease_token, result_json) in enumerate(items):
+            task = done.get(task_id)
+            if task is not None and firsts[task_id] == index:
+                outcomes.append(task)
+                continue
+            try:
+                outcomes.append(self.complete(conn, task_id, lease_token, result_json, now_ms))
+            except TaskgateError as exc:
+                outcomes.append(exc)
+        return outcomes
+
     def each(
         self, conn: apsw.Connection, calls: Sequence[Callable[[], Task]]
     ) -> list[Task | TaskgateError]:

@@ -369,6 +369,30 @@ async def test_complete_many_and_fail_many_decide_each_item_alone(store: Store) 
     assert still is not None and still.state is TaskState.running
 
 
+async def test_complete_many_takes_a_task_once_and_in_item_order(store: Store) -> None:
+    for _ in range(2):
+        await submit_one(store, new())
+    a, b = await store.claim("q", "w", 2, None, None, NOW)
+    assert a.lease_token and b.lease_token
+
+    done = await store.complete_many(
+        [
+            (a.id, a.lease_token, '{"first": true}'),
+            (a.id, a.lease_token, '{"second": true}'),
+            (b.id, "lt_stale", "null"),
+            (b.id, b.lease_token, "[1, 2]"),
+        ],
+        NOW + 1,
+    )
+
+    assert isinstance(done[0], Task) and done[0].result_json == '{"first": true}'
+    assert isinstance(done[1], Conflict | LeaseLost)
+    assert isinstance(done[2], LeaseLost)
+    assert isinstance(done[3], Task) and done[3].result_json == "[1, 2]"
+    for task in (done[0], done[3]):
+        assert task == await store.get_task(task.id)
+
+
 async def test_queue_settings_changed_between_submits_apply_to_the_next(store: Store) -> None:
     """The writer remembers queue settings within a transaction only: a configure queued
     between two submits (one group commit for all three) is seen by the second submit."""

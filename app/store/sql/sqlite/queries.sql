@@ -264,3 +264,14 @@ INSERT INTO tasks (id, queue, type, payload, priority, state, max_attempts, retr
 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, 'queued', value ->> 5,
        value ->> 6, value ->> 7, value ->> 8, :now, :now, value ->> 9
 FROM json_each(:rows);
+
+-- name: task_complete_many
+-- One statement for a batch of completions: :items is a JSON array of
+-- [task_id, lease_token, result JSON text], each task id at most once.
+UPDATE tasks
+SET state = 'succeeded', result = item.value ->> 2, finished_at = :now, updated_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+FROM json_each(:items) AS item
+WHERE tasks.id = item.value ->> 0 AND tasks.state = 'running'
+  AND tasks.lease_token = item.value ->> 1
+RETURNING *;
