@@ -73,7 +73,7 @@ class QueueDispatch:
         waiters = self._d.waiters
         name = self.queue.name
         while not self._stopping.is_set() and not waiters.closing:
-            with waiters.subscribe(queue_key(name)) as subscription:
+            with waiters.subscribe(queue_key(name), every=True) as subscription:
                 self._slot_freed.clear()
                 room = self.queue.webhook.max_concurrency - len(self._in_flight)
                 asked = min(room, CLAIM_BATCH)

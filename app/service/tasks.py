@@ -50,7 +50,7 @@ class TaskService:
         if isinstance(outcome, TaskgateError):
             raise outcome
         if outcome.created:
-            self._waiters.notify(queue_key(queue))
+            self._waiters.notify(queue_key(queue), count=1)
         return outcome
 
     async def submit_many(
@@ -76,8 +76,9 @@ class TaskService:
         new_tasks = [item for item in prepared if not isinstance(item, TaskgateError)]
         stored = iter(await self._store.submit(new_tasks, now_ms) if new_tasks else [])
         outcomes = [item if isinstance(item, TaskgateError) else next(stored) for item in prepared]
-        if any(isinstance(o, SubmitOutcome) and o.created for o in outcomes):
-            self._waiters.notify(queue_key(queue))
+        created = sum(1 for o in outcomes if isinstance(o, SubmitOutcome) and o.created)
+        if created:
+            self._waiters.notify(queue_key(queue), count=created)
         return outcomes
 
     async def get(self, task_id: str, wait_s: float = 0.0) -> Task:
@@ -149,7 +150,9 @@ class TaskService:
         """
         deadline = asyncio.get_running_loop().time() + min(wait_s, self._limits.long_poll_max_s)
         while True:
-            with self._waiters.subscribe(queue_key(queue)) as subscription:
+            # A claim for some types only cannot tell whether a new task is one of them,
+            # so it is woken by every submit rather than counted as a taker.
+            with self._waiters.subscribe(queue_key(queue), every=bool(types)) as subscription:
                 tasks = await self._store.claim(
                     queue,
                     worker_id,
@@ -162,10 +165,21 @@ class TaskService:
                 worker_info = None  # stored once per request
                 if tasks or self._waiters.closing:
                     return tasks
-                if not await self._sleep_until_claimable(queue, types, deadline, subscription):
+                try:
+                    if not await self._sleep_until_claimable(queue, types, deadline, subscription):
+                        return []
+                    gone = client_gone is not None and await client_gone()
+                except asyncio.CancelledError:
+                    self._pass_on(subscription)
+                    raise
+                if gone:
+                    self._pass_on(subscription)
                     return []
-                if client_gone is not None and await client_gone():
-                    return []
+
+    def _pass_on(self, subscription: Subscription) -> None:
+        """A claim woken to take a new task leaves without claiming: wake another."""
+        if subscription.by_key:
+            self._waiters.notify(subscription.key, count=1)
 
     async def _sleep_until_claimable(
         self,

@@ -4,6 +4,9 @@ A waiter subscribes *before* it looks at the database and waits on that subscrip
 afterwards, so a notification that lands in between is never lost. In-process commits
 notify their key at once; commits by other processes are seen by polling the store's
 change marker (SQLite `data_version`) and wake every subscription, which re-checks.
+A notify may be counted (`count` new tasks wake the `count` longest waiting claims, not
+a herd that would all try to claim them); a subscription made with `every` (a claim
+for some task types only, the push dispatcher) is woken by every notify of its key.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ log = logging.getLogger("taskgate.waiters")
 class Subscription:
     """One waiter's interest in a key; `by_key` tells a direct notify from a global one."""
 
-    __slots__ = ("by_key", "event", "key")
+    __slots__ = ("by_key", "event", "every", "key")
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, every: bool = False) -> None:
         self.key = key
+        self.every = every
         self.event = asyncio.Event()
         self.by_key = False
 
@@ -32,16 +36,33 @@ class Waiters:
     """Per-process registry of long-poll subscriptions."""
 
     def __init__(self) -> None:
-        self._by_key: defaultdict[str, set[Subscription]] = defaultdict(set)
+        # Per key, the subscriptions in the order they started waiting (dict keys).
+        self._by_key: defaultdict[str, dict[Subscription, None]] = defaultdict(dict)
         self._closing = False
 
     @property
     def closing(self) -> bool:
         return self._closing
 
-    def notify(self, key: str) -> None:
-        """Wake the subscriptions on `key` (e.g. `queue:emails`, `task:01J…`)."""
-        for subscription in self._by_key.pop(key, ()):
+    def notify(self, key: str, count: int | None = None) -> None:
+        """Wake the subscriptions on `key` (e.g. `queue:emails`, `task:01J…`): all of them,
+        or the `count` that have waited longest plus those made with `every`."""
+        waiting = self._by_key.get(key)
+        if not waiting:
+            return
+        if count is None or count >= len(waiting):
+            woken = list(waiting)
+            del self._by_key[key]
+        else:
+            woken = []
+            for subscription in list(waiting):
+                if subscription.every or count > 0:
+                    count -= 0 if subscription.every else 1
+                    woken.append(subscription)
+                    del waiting[subscription]
+            if not waiting:
+                del self._by_key[key]
+        for subscription in woken:
             subscription.by_key = True
             subscription.event.set()
 
@@ -58,10 +79,11 @@ class Waiters:
         self.notify_all()
 
     @contextlib.contextmanager
-    def subscribe(self, key: str) -> Iterator[Subscription]:
-        """Register interest in `key` for the duration of the block."""
-        subscription = Subscription(key)
-        self._by_key[subscription.key].add(subscription)
+    def subscribe(self, key: str, every: bool = False) -> Iterator[Subscription]:
+        """Register interest in `key` for the duration of the block (`every`: woken by
+        every notify of the key, never left out of a counted one)."""
+        subscription = Subscription(key, every)
+        self._by_key[subscription.key][subscription] = None
         try:
             yield subscription
         finally:
@@ -71,7 +93,7 @@ class Waiters:
         """Make a woken subscription wait again (re-check the database afterwards)."""
         subscription.event.clear()
         subscription.by_key = False
-        self._by_key[subscription.key].add(subscription)
+        self._by_key[subscription.key][subscription] = None
 
     async def wait(self, subscription: Subscription, timeout_s: float) -> bool:
         """Sleep until the subscription is woken (True) or the timeout passes (False)."""
@@ -88,7 +110,7 @@ class Waiters:
     def _forget(self, subscription: Subscription) -> None:
         waiting = self._by_key.get(subscription.key)
         if waiting is not None:
-            waiting.discard(subscription)
+            waiting.pop(subscription, None)
             if not waiting:
                 del self._by_key[subscription.key]
 
