@@ -15,6 +15,7 @@ from app.core.models import (
     DeliveryConfig,
     ErrorReport,
     NewTask,
+    Priority,
     PushClaim,
     QueueConfig,
     QueueOverrides,
@@ -33,6 +34,10 @@ from app.store.sqlite_rows import (
 
 # Keep the newest errors only: a task may have up to 1,000 attempts.
 MAX_ERRORS_KEPT = 20
+
+# Up to this many picked tasks are leased by one UPDATE each; more by one UPDATE over
+# json_each (cheaper from about 8 on; measured 41 us for 1, 775 us for 100).
+CLAIM_ONE_BY_ONE = 8
 
 # The columns of one row of `task_insert_many`, in order.
 _InsertValues = tuple[str, str, str, str, int, int, str | None, int, int, str]
@@ -297,17 +302,32 @@ class SqliteWriteOps:
         types: Sequence[str] | None,
         now_ms: int,
     ) -> list[Task]:
-        rows: Any = conn.execute(
-            self._q["claim"],
-            {
-                "queue": queue,
-                "worker_id": worker_id,
-                "limit": max_tasks,
-                "lease_seconds": lease_seconds,
-                "types": orjson.dumps(list(types)).decode() if types else None,
-                "now": now_ms,
-            },
-        ).fetchall()
+        base: dict[str, Any] = {
+            "queue": queue,
+            "worker_id": worker_id,
+            "lease_seconds": lease_seconds,
+            "types": orjson.dumps(list(types)).decode() if types else None,
+            "now": now_ms,
+        }
+        # The write lock is held: nobody can take the picked tasks before they are leased.
+        ids: list[str] = []
+        for priority in Priority:
+            wanted = max_tasks - len(ids)
+            if wanted <= 0:
+                break
+            pick = {**base, "priority": int(priority), "limit": wanted}
+            ids += [row[0] for row in conn.execute(self._q["claim_pick"], pick)]
+        rows: list[Any]
+        if len(ids) <= CLAIM_ONE_BY_ONE:
+            rows = [
+                row
+                for task_id in ids
+                for row in conn.execute(self._q["claim_one"], {**base, "id": task_id})
+            ]
+        else:
+            rows = conn.execute(
+                self._q["claim_many"], {**base, "ids": orjson.dumps(ids).decode()}
+            ).fetchall()
         tasks = [task_from_row(row) for row in rows]
         tasks.sort(key=lambda task: (task.priority, task.run_at_ms, task.id))
         return tasks

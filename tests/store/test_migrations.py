@@ -36,25 +36,32 @@ def test_database_is_in_wal_mode(db_path: Path) -> None:
     connection.close()
 
 
-def test_claim_walks_only_the_due_partial_index(db_path: Path) -> None:
-    """Claim cost must not grow with finished or future tasks: the plan uses tasks_due."""
-    claim = load_queries("sqlite")["claim"]
-    params = {
-        "queue": "q",
-        "now": 0,
-        "limit": 1,
-        "lease_seconds": None,
-        "worker_id": "w",
-        "types": None,
-    }
+def plan(db_path: Path, query: str, params: dict[str, object]) -> list[str]:
+    sql = load_queries("sqlite")[query]
     connection = connect(SqliteOptions(path=db_path))
     try:
-        details = [str(row[3]) for row in connection.execute("EXPLAIN QUERY PLAN " + claim, params)]
+        return [str(row[3]) for row in connection.execute("EXPLAIN QUERY PLAN " + sql, params)]
     finally:
         connection.close()
-    searches = [d for d in details if d.startswith(("SEARCH tasks", "SCAN tasks"))]
-    assert any("tasks_due" in d for d in searches), details
-    assert not any(d.startswith("SCAN tasks") for d in searches), details
+
+
+def test_claim_walks_only_the_due_partial_index(db_path: Path) -> None:
+    """Claim cost must not grow with finished or future tasks: the pick uses tasks_due,
+    and the lease finds the picked rows by primary key."""
+    lease = {"now": 0, "lease_seconds": None, "worker_id": "w"}
+    pick = plan(
+        db_path,
+        "claim_pick",
+        {"queue": "q", "priority": 1, "now": 0, "limit": 1, "types": None},
+    )
+    one = plan(db_path, "claim_one", {**lease, "id": "t"})
+    many = plan(db_path, "claim_many", {**lease, "ids": "[]"})
+
+    for details in (pick, one, many):
+        searches = [d for d in details if d.startswith(("SEARCH tasks", "SCAN tasks"))]
+        assert searches and not any(d.startswith("SCAN tasks") for d in searches), details
+    assert any("tasks_due" in d for d in pick), pick
+    assert any("(id=?)" in d for d in one + many), (one, many)
 
 
 def test_listing_a_queue_state_walks_its_index(db_path: Path) -> None:

@@ -112,8 +112,16 @@ ON CONFLICT (queue, key) DO UPDATE SET
     request_hash = excluded.request_hash,
     expires_at = excluded.expires_at;
 
--- name: claim
--- One ordered index walk per priority; the outer LIMIT stops the walk early.
+-- name: claim_pick
+-- The due tasks of one priority, oldest first: one ordered walk of `tasks_due`. A claim
+-- picks priority by priority, then leases the picked ids (claim_one / claim_many): one
+-- `UPDATE ... WHERE id IN (SELECT ... UNION ALL ...)` cost 270 us for one task, these 40.
+SELECT id FROM tasks
+WHERE queue = :queue AND state = 'queued' AND priority = :priority AND run_at <= :now
+  AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+ORDER BY run_at, id LIMIT :limit;
+
+-- name: claim_one
 UPDATE tasks
 SET state = 'running',
     attempts = attempts + 1,
@@ -122,26 +130,21 @@ SET state = 'running',
     worker_id = :worker_id,
     started_at = :now,
     updated_at = :now
-WHERE id IN (
-    SELECT id FROM (
-        SELECT id FROM tasks
-        WHERE queue = :queue AND state = 'queued' AND priority = 0 AND run_at <= :now
-          AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
-        ORDER BY run_at, id LIMIT :limit)
-    UNION ALL
-    SELECT id FROM (
-        SELECT id FROM tasks
-        WHERE queue = :queue AND state = 'queued' AND priority = 1 AND run_at <= :now
-          AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
-        ORDER BY run_at, id LIMIT :limit)
-    UNION ALL
-    SELECT id FROM (
-        SELECT id FROM tasks
-        WHERE queue = :queue AND state = 'queued' AND priority = 2 AND run_at <= :now
-          AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
-        ORDER BY run_at, id LIMIT :limit)
-    LIMIT :limit
-)
+WHERE id = :id
+RETURNING *;
+
+-- name: claim_many
+-- :ids is a JSON array of the picked task ids.
+UPDATE tasks
+SET state = 'running',
+    attempts = attempts + 1,
+    lease_token = 'lt_' || lower(hex(randomblob(16))),
+    lease_expires_at = :now + 1000 * coalesce(:lease_seconds, lease_seconds),
+    worker_id = :worker_id,
+    started_at = :now,
+    updated_at = :now
+FROM json_each(:ids) AS picked
+WHERE tasks.id = picked.value
 RETURNING *;
 
 -- name: task_heartbeat
