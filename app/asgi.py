@@ -128,13 +128,14 @@ def _address_or_none(text: str) -> str | None:
 
 
 def serving_app(settings: Settings) -> ASGIApp:
-    """create_app(settings), wrapped to believe forwarded headers only from trusted_proxies.
+    """create_app(settings) for a server process (start-up objects frozen out of the
+    garbage collector), wrapped to believe forwarded headers only from trusted_proxies.
 
     Raises:
         SettingsError: an invalid `trusted_proxies` entry.
     """
     trusted = TrustedProxies.parse(settings.trusted_proxies)
-    app: ASGIApp = create_app(settings)
+    app: ASGIApp = create_app(settings, freeze_gc=True)
     return ForwardedHeadersMiddleware(app, trusted) if trusted else app
 
 
