@@ -33,6 +33,7 @@ from app.core.models import QueueConfig, RetryPolicy
 from app.dispatch.ssrf import AllowList
 from app.dispatch.webhooks import Dispatcher
 from app.resources import openapi_path
+from app.service.events import EventFeed
 from app.service.queues import QueueService
 from app.service.sweeper import Sweeper
 from app.service.tasks import TaskLimits, TaskService
@@ -48,6 +49,7 @@ log = logging.getLogger("taskgate")
 class Services:
     tasks: TaskService
     queues: QueueService
+    events: EventFeed
 
 
 def webhook_allow_list(settings: Settings) -> AllowList:
@@ -161,8 +163,15 @@ def create_app(
             store, waiters, clock, TaskLimits(long_poll_max_s=settings.long_poll_max_seconds)
         ),
         queues=QueueService(store, waiters, clock, webhook_allow),
+        events=EventFeed(store, waiters, settings.long_poll_max_seconds),
     )
-    sweeper = Sweeper(store, waiters, clock, settings.worker_retention_seconds)
+    sweeper = Sweeper(
+        store,
+        waiters,
+        clock,
+        settings.worker_retention_seconds,
+        event_retention_s=settings.event_retention_seconds,
+    )
     verifier = build_verifier(settings)
     limiter = rate_limiter(settings)
     guard = Guard(verifier, limiter)

@@ -92,6 +92,11 @@ class Settings:
     worker_retention_seconds: int = _setting(
         86_400, "forget idle workers after this long", minimum=1
     )
+    event_retention_seconds: int = _setting(
+        3_600,
+        "keep task events (GET /v1/events) this long, so that streams can resume",
+        minimum=1,
+    )
     auth: bool = _setting(
         True, "require a bearer token (JWT) on /v1; turn off only on a trusted local setup"
     )

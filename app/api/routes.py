@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.api import queues, system, tasks, work
+from app.api import events, queues, system, tasks, work
 from app.api.guard import Access, access_for
 from app.api.http import RequestContext, parse_json, read_body
 from app.api.operation_table import Endpoint, OperationTable
@@ -38,6 +38,7 @@ HANDLERS: dict[str, Handler] = {
     "completeTasks": work.complete_tasks,
     "failTasks": work.fail_tasks,
     "listWorkers": work.list_workers,
+    "streamEvents": events.stream_events,
     "listQueues": queues.list_queues,
     "getQueue": queues.get_queue,
     "configureQueue": queues.configure_queue,

@@ -243,6 +243,29 @@ class QueueInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One task state change, in the order of `id` (see GET /v1/events)."""
+
+    id: int
+    at_ms: int
+    queue: str
+    task_id: str
+    state: TaskState
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """Events after a point of the stream, and whether events right after it were dropped."""
+
+    events: list[TaskEvent]
+    # The newest event id (0 before any): where a stream asked to start "now" begins.
+    last_id: int
+    # Events after the asked id were deleted by retention: the client missed some.
+    gap: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerLease:
     task_id: str
     queue: str

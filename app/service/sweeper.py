@@ -23,11 +23,13 @@ class Sweeper:
         waiters: Waiters,
         clock: Clock,
         worker_retention_s: int,
+        event_retention_s: int = 3_600,
     ) -> None:
         self._store = store
         self._waiters = waiters
         self._clock = clock
         self._worker_retention_ms = worker_retention_s * 1000
+        self._event_retention_ms = event_retention_s * 1000
 
     async def expire_leases_once(self) -> int:
         """End every attempt whose lease has run out; how many."""
@@ -42,7 +44,8 @@ class Sweeper:
                 return total
 
     async def delete_expired_once(self) -> int:
-        """Delete finished tasks past retention (and stale keys and workers); how many tasks.
+        """Delete finished tasks past retention (and stale keys, workers and task events);
+        how many tasks.
 
         Works in bounded batches (one short write transaction each) until a batch comes
         back short, so retention keeps up with any finishing rate.
@@ -54,7 +57,11 @@ class Sweeper:
             )
             total += deleted
             if deleted < BATCH:
-                return total
+                break
+        cutoff_ms = self._clock.now_ms() - self._event_retention_ms
+        while await self._store.delete_events_before(cutoff_ms, BATCH) == BATCH:
+            pass
+        return total
 
     async def run(self, lease_interval_s: float, retention_interval_s: float) -> None:
         """Loop forever (until cancelled)."""

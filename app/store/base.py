@@ -13,6 +13,7 @@ from app.core.errors import TaskgateError
 from app.core.models import (
     DeliveryConfig,
     ErrorReport,
+    EventPage,
     FailOrder,
     NewTask,
     PushClaim,
@@ -222,4 +223,14 @@ class Store(Protocol):
 
     async def delete_expired(self, now_ms: int, worker_retention_ms: int, limit: int) -> int:
         """Delete finished tasks past retention, stale idempotency keys and workers."""
+        ...
+
+    # Events
+    async def events_after(self, after_id: int | None, queue: str | None, limit: int) -> EventPage:
+        """Up to `limit` task events with ids above `after_id`, oldest first (on `queue`
+        only, when given); with `after_id` None, none, and the newest id to start from."""
+        ...
+
+    async def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
+        """Delete up to `limit` events older than `cutoff_ms`; how many."""
         ...

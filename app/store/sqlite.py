@@ -19,6 +19,7 @@ from app.core.errors import StoreError, TaskgateError
 from app.core.models import (
     DeliveryConfig,
     ErrorReport,
+    EventPage,
     FailOrder,
     NewTask,
     PushClaim,
@@ -37,6 +38,7 @@ from app.store.queries import load_queries
 from app.store.sqlite_ops import SqliteWriteOps
 from app.store.sqlite_rows import (
     delivery_from_row,
+    event_from_row,
     overrides_from_json,
     task_from_row,
     webhook_from_json,
@@ -482,6 +484,36 @@ class SqliteStore:
 
     async def expire_leases(self, now_ms: int, limit: int) -> list[Task]:
         return await self._write(partial(self._ops.expire_leases, now_ms=now_ms, limit=limit))
+
+    async def events_after(self, after_id: int | None, queue: str | None, limit: int) -> EventPage:
+        bounds_sql = self._queries["events_bounds"]
+        name = "events_after" if queue is None else "events_after_on_queue"
+        events_sql = self._queries[name]
+
+        def query(conn: apsw.Connection) -> EventPage:
+            # One read transaction: the bounds and the page see the same snapshot.
+            with conn:
+                row: Any = conn.execute(bounds_sql).fetchone()
+                oldest, newest = row
+                if after_id is None:
+                    return EventPage([], newest, gap=False)
+                # Ids are given without holes (AUTOINCREMENT, rolled back with the change),
+                # so a first kept id beyond after + 1 means retention dropped some.
+                gap = after_id < newest and (oldest is None or oldest > after_id + 1)
+                params = {"after": after_id, "queue": queue, "limit": limit}
+                events = [event_from_row(r) for r in conn.execute(events_sql, params)]
+            return EventPage(events, newest, gap)
+
+        return await self._read(query)
+
+    async def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
+        sql = self._queries["events_delete_before"]
+
+        def op(conn: apsw.Connection) -> int:
+            conn.execute(sql, {"cutoff": cutoff_ms, "limit": limit})
+            return conn.changes()
+
+        return await self._write(op)
 
     async def delete_expired(self, now_ms: int, worker_retention_ms: int, limit: int) -> int:
         return await self._write(

@@ -15,6 +15,7 @@ from app.core.models import (
     RetryPatch,
     RetryPolicy,
     Task,
+    TaskEvent,
     TaskState,
     Webhook,
 )
@@ -189,3 +190,15 @@ def webhook_from_json(text: str | None) -> Webhook | None:
 
 def delivery_from_row(mode: str, webhook_json: str | None) -> DeliveryConfig:
     return DeliveryConfig(mode=Delivery(mode), webhook=webhook_from_json(webhook_json))
+
+
+def event_from_row(row: Any) -> TaskEvent:
+    event_id, at, queue, task_id, state, attempts = row
+    return TaskEvent(
+        id=event_id,
+        at_ms=at,
+        queue=queue,
+        task_id=task_id,
+        state=TaskState(state),
+        attempts=attempts,
+    )

@@ -1,4 +1,23 @@
 -- Snapshot of the schema that migrations/sqlite/ produces (checked by tests/store/test_migrations.py).
+CREATE TRIGGER tasks_created_event AFTER INSERT ON tasks
+BEGIN
+    INSERT INTO events (at, queue, task_id, state, attempts)
+    VALUES (NEW.updated_at, NEW.queue, NEW.id, NEW.state, NEW.attempts);
+END;
+CREATE TRIGGER tasks_state_event AFTER UPDATE OF state ON tasks
+WHEN NEW.state <> OLD.state
+BEGIN
+    INSERT INTO events (at, queue, task_id, state, attempts)
+    VALUES (NEW.updated_at, NEW.queue, NEW.id, NEW.state, NEW.attempts);
+END;
+CREATE TABLE events (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        INTEGER NOT NULL,
+    queue     TEXT NOT NULL,
+    task_id   TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    attempts  INTEGER NOT NULL
+) STRICT;
 CREATE TABLE idempotency_keys (
     queue         TEXT NOT NULL,
     key           TEXT NOT NULL,
@@ -15,6 +34,7 @@ CREATE TABLE queues (
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 , delivery TEXT NOT NULL DEFAULT 'pull', webhook TEXT, dispatch_tokens REAL, dispatch_tokens_at INTEGER) STRICT;
+CREATE TABLE sqlite_sequence(name,seq);
 CREATE TABLE tasks (
     id                TEXT PRIMARY KEY,
     queue             TEXT NOT NULL,
@@ -47,6 +67,8 @@ CREATE TABLE workers (
     last_seen_at   INTEGER NOT NULL,
     queues         TEXT NOT NULL DEFAULT '[]'
 , info TEXT) STRICT;
+CREATE INDEX events_by_queue ON events (queue, id);
+CREATE INDEX events_by_time ON events (at);
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
 CREATE INDEX tasks_by_queue_state ON tasks (queue, state, id);
 CREATE INDEX tasks_by_worker ON tasks (worker_id) WHERE state = 'running';

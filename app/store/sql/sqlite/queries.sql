@@ -278,3 +278,23 @@ FROM json_each(:items) AS item
 WHERE tasks.id = item.value ->> 0 AND tasks.state = 'running'
   AND tasks.lease_token = item.value ->> 1
 RETURNING *;
+
+-- name: events_after
+-- The stream of task state changes, resumed after :after (the primary key's order).
+SELECT id, at, queue, task_id, state, attempts FROM events
+WHERE id > :after ORDER BY id LIMIT :limit;
+
+-- name: events_after_on_queue
+SELECT id, at, queue, task_id, state, attempts FROM events
+WHERE queue = :queue AND id > :after ORDER BY id LIMIT :limit;
+
+-- name: events_bounds
+-- The oldest event kept, and the newest id ever given (kept in sqlite_sequence even when
+-- retention has deleted that event).
+SELECT (SELECT min(id) FROM events),
+       coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0);
+
+-- name: events_delete_before
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events WHERE at < :cutoff ORDER BY at LIMIT :limit
+);
