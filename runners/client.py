@@ -28,7 +28,7 @@ Timeouts: `timeout` applies to connect, write, pool and read; a long-poll (claim
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -135,18 +135,23 @@ class AsyncClient:
         )
         return Task.from_json(data)
 
-    async def submit_batch(self, queue: str, tasks: Iterable[TaskSpec]) -> BatchResult:
+    async def submit_batch(
+        self, queue: str, tasks: Iterable[TaskSpec | Mapping[str, JSON]]
+    ) -> BatchResult:
         """Submit up to 1,000 tasks; each is accepted or rejected on its own.
+
+        An item is a `TaskSpec`, or a `TaskSubmit` JSON object sent exactly as it is (the
+        server validates it; a bulk import passes its input through unchanged).
 
         Raises:
             BadRequest (the batch as a whole), ServerUnavailable, TransportError.
         """
-        specs = list(tasks)
+        bodies = [task.to_json() if isinstance(task, TaskSpec) else dict(task) for task in tasks]
         data = await self._session.request(
             "POST",
             f"/v1/queues/{segment(queue)}/tasks/batch",
-            body={"tasks": [spec.to_json() for spec in specs]},
-            repeatable=all(spec.idempotency_key is not None for spec in specs),
+            body={"tasks": bodies},
+            repeatable=all(body.get("idempotency_key") is not None for body in bodies),
         )
         return BatchResult.from_json(data)
 

@@ -1,4 +1,6 @@
-"""`taskgate` entry point: serve, migrate, token, runner, bench."""
+"""`taskgate` entry point: the server's commands (serve, migrate, token, backup, runner, bench)
+and the admin commands that talk HTTP through runners.Client (one module each in app/cli/).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +12,14 @@ from app import __version__
 from app.auth.jwks import JwksError
 from app.auth.signing_keys import SecretFileError
 from app.bench.cli import add_bench_arguments
+from app.cli.backup import add_backup_arguments, run_backup
+from app.cli.dead import add_dead_commands
 from app.cli.options import add_settings_flags, settings_from_args
+from app.cli.queues import add_queue_commands
+from app.cli.remote import connection_flags, run_remote
+from app.cli.tasks import add_task_commands
 from app.cli.token import add_token_arguments, create_token
+from app.cli.workers import add_worker_commands
 from app.core.errors import StoreError
 from app.settings import SettingsError
 from app.store.migrate import migrate_sqlite
@@ -56,12 +64,27 @@ def build_parser() -> argparse.ArgumentParser:
         "report rates and latency percentiles. See docs/benchmarks.md.",
     )
     add_bench_arguments(bench)
+    backup = commands.add_parser(
+        "backup",
+        help="copy the database file while the server runs",
+        description="Write a consistent, checked copy of the database (--database, env "
+        "TASKGATE_DATABASE) to DEST. Safe while servers are writing to it.",
+    )
+    add_backup_arguments(backup)
+    # The admin commands: HTTP through runners.Client, each group in its own module.
+    remote_parents = [connection_flags()]
+    add_task_commands(commands, remote_parents)
+    add_queue_commands(commands, remote_parents)
+    add_dead_commands(commands, remote_parents)
+    add_worker_commands(commands, remote_parents)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "remote_handler", None) is not None:
+        return run_remote(args)
     if args.command == "runner":
         from runners.cli import run_from_args
 
@@ -85,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{settings.database_path}: applied {applied}")
         elif args.command == "token":
             print(create_token(settings, args))
+        elif args.command == "backup":
+            return run_backup(settings, args)
     except StoreError as exc:
         print(f"taskgate: {exc.detail}", file=sys.stderr)
         return 1

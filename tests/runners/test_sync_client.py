@@ -101,6 +101,27 @@ def test_submit_batch_reports_each_item(client: Client, queue: str) -> None:
     assert rejected.error.errors[0].field == "body.tasks[1].type"
 
 
+def test_submit_batch_sends_json_objects_as_they_are(client: Client, queue: str) -> None:
+    result = client.submit_batch(
+        queue,
+        [
+            {"type": "a", "run_at": "2030-01-01T09:00:00+01:00", "idempotency_key": "raw-1"},
+            {"type": "b", "colour": "red"},
+            TaskSpec("c", idempotency_key="raw-1"),
+        ],
+    )
+    assert [item.status for item in result.results] == [201, 422, 409]
+    created = result.results[0].task
+    assert created is not None and created.run_at == datetime(2030, 1, 1, 8, tzinfo=UTC)
+    refused = result.results[1].error
+    assert refused is not None and "colour" in refused.errors[0].message
+    # The server compares bodies literally: the object as sent is the one it remembers.
+    replay = client.submit_batch(
+        queue, [{"idempotency_key": "raw-1", "run_at": "2030-01-01T09:00:00+01:00", "type": "a"}]
+    )
+    assert replay.existing == 1 and replay.results[0].task == created
+
+
 def test_get_and_get_with_wait(client: Client, queue: str) -> None:
     task = client.submit(queue, "t", [1, 2])
     assert client.get(task.id) == task
