@@ -18,6 +18,7 @@ from .errors import (
     TransportError,
     WaitTimeout,
 )
+from .events import EventsMissed, TaskEvent
 from .execution import Permanent, Retry
 from .models import (
     BatchItem,
@@ -50,6 +51,7 @@ __all__ = [
     "ClientError",
     "Conflict",
     "Delivery",
+    "EventsMissed",
     "FieldError",
     "HeartbeatResult",
     "Lease",
@@ -69,6 +71,7 @@ __all__ = [
     "ServerUnavailable",
     "Task",
     "TaskError",
+    "TaskEvent",
     "TaskPage",
     "TaskSpec",
     "TaskState",

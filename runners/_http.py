@@ -72,6 +72,15 @@ class Session:
             follow_redirects=False,
         )
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying client (for streaming reads, which bypass the retry rules)."""
+        return self._http
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

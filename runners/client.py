@@ -38,6 +38,7 @@ import httpx
 from ._http import Retries, Session, segment
 from ._sync import LoopThread, blocking, blocking_iterator
 from .errors import WaitTimeout
+from .events import EventsMissed, TaskEvent, follow_events
 from .models import (
     JSON,
     BatchResult,
@@ -235,6 +236,27 @@ class AsyncClient:
             if page.next_cursor is None or not page.tasks:
                 return
             cursor = page.next_cursor
+
+    async def events(
+        self, queue: str | None = None, *, after: int | None = None, follow: bool = True
+    ) -> AsyncIterator[TaskEvent | EventsMissed]:
+        """Task state changes as they are committed (`GET /v1/events`), oldest first.
+
+        Starts after event id `after` (from now when None); while `follow`, reconnects
+        when the server ends a stream and resumes where it left off, so this runs until
+        the caller stops iterating. `EventsMissed` says events were dropped in between.
+
+        Raises:
+            ApiError (401/403/422), TransportError.
+        """
+        async for item in follow_events(
+            self._session.http,
+            queue=queue,
+            after=after,
+            follow=follow,
+            read_timeout=self._session.timeout,
+        ):
+            yield item
 
     async def cancel(self, task_id: str) -> Task:
         """Cancel a queued task, or ask the worker of a running one to stop.
@@ -542,6 +564,7 @@ class Client:
     wait = blocking(AsyncClient.wait)
     list_tasks = blocking(AsyncClient.list_tasks)
     iter_tasks = blocking_iterator(AsyncClient.iter_tasks)
+    events = blocking_iterator(AsyncClient.events)
     cancel = blocking(AsyncClient.cancel)
     claim = blocking(AsyncClient.claim)
     heartbeat = blocking(AsyncClient.heartbeat)

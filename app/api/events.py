@@ -13,7 +13,9 @@ from app.core.models import TaskEvent
 from app.service.events import EventFeed, KeepAlive
 
 # Reconnect after 1 s: the stream ends at the long-poll limit and is meant to be resumed.
-OPENING = b"retry: 1000\n\n"
+# The opening's `id:` (with no data, so no event is dispatched) is where the stream
+# starts: a client that reconnects before any event arrived resumes from there.
+OPENING = b"retry: 1000\nid: %d\n\n"
 RESET = b'event: reset\ndata: {"reason":"events after the given id were dropped"}\n\n'
 KEEP_ALIVE = b": keep-alive\n\n"
 
@@ -47,7 +49,7 @@ async def stream_events(ctx: RequestContext) -> Response:
     wait_s = float(ctx.params.get("wait_seconds", 25))
 
     async def frames() -> AsyncIterator[bytes]:
-        yield OPENING + (RESET if start.reset else b"")
+        yield OPENING % start.cursor + (RESET if start.reset else b"")
         async for item in feed.follow(start.cursor, queue, wait_s):
             if isinstance(item, KeepAlive):
                 yield KEEP_ALIVE

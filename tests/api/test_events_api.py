@@ -41,7 +41,8 @@ async def read_events(client: httpx.AsyncClient, **params: Any) -> list[dict[str
 
 
 async def test_events_resume_after_an_id_and_say_what_changed(client: httpx.AsyncClient) -> None:
-    assert await read_events(client) == [{"retry": "1000"}]  # starts "now": nothing yet
+    # Starts "now": nothing yet, and the opening says where it started (no event so far).
+    assert await read_events(client) == [{"retry": "1000", "id": "0"}]
     created = (await client.post("/v1/queues/q/tasks", json={"type": "t"})).json()
     claimed = await client.post("/v1/queues/q/claim", json={"worker_id": "w"})
     (leased,) = claimed.json()["tasks"]
@@ -51,7 +52,7 @@ async def test_events_resume_after_an_id_and_say_what_changed(client: httpx.Asyn
 
     opening, *events = await read_events(client, after=0)
 
-    assert opening == {"retry": "1000"}
+    assert opening == {"retry": "1000", "id": "0"}
     assert [(e["event"], e["data"]["state"], e["data"]["attempts"]) for e in events] == [
         ("task", "queued", 0),
         ("task", "running", 1),
@@ -62,6 +63,21 @@ async def test_events_resume_after_an_id_and_say_what_changed(client: httpx.Asyn
     assert events[0]["data"]["at"] == created["created_at"]
     after_first = await read_events(client, headers={"Last-Event-ID": events[0]["id"]}, after=0)
     assert [e["data"]["state"] for e in after_first[1:]] == ["running", "succeeded"]
+
+
+async def test_a_stream_that_starts_now_opens_at_the_newest_id(
+    client: httpx.AsyncClient,
+) -> None:
+    # A client that reconnects before any event arrived resumes from the opening's id, so
+    # a change made between two streams is never skipped.
+    await client.post("/v1/queues/q/tasks", json={"type": "t"})
+    (opening,) = await read_events(client)
+    created = (await client.post("/v1/queues/q/tasks", json={"type": "t"})).json()
+
+    _, event = await read_events(client, headers={"Last-Event-ID": opening["id"]})
+
+    assert opening["id"] == "1"
+    assert (event["id"], event["data"]["task_id"]) == ("2", created["id"])
 
 
 async def test_events_filter_by_queue(client: httpx.AsyncClient) -> None:

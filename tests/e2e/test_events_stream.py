@@ -37,7 +37,7 @@ def test_a_stream_on_one_process_follows_changes_made_through_another(
     ):
         assert stream.status_code == 200
         events = events_of(stream.iter_lines())
-        assert next(events) == {"retry": "1000"}  # the stream is open: start changing
+        assert next(events)["retry"] == "1000"  # the stream is open: start changing
 
         task = via_b.post("/v1/queues/live/tasks", json={"type": "t"}).json()
         via_b.post("/v1/queues/other/tasks", json={"type": "t"})  # not on this stream
@@ -67,10 +67,10 @@ def test_a_stream_ends_at_its_wait_and_at_shutdown(start_server: ServerFactory) 
     server = start_server()
     with server.client(timeout=LONG_POLL_TIMEOUT) as http:
         short = http.get("/v1/events", params={"wait_seconds": 0.3})
-        assert short.status_code == 200 and short.text == "retry: 1000\n\n"
+        assert short.status_code == 200 and short.text == "retry: 1000\nid: 0\n\n"
         with http.stream("GET", "/v1/events", params={"wait_seconds": 20}) as stream:
             lines = stream.iter_lines()
-            assert next(lines) == "retry: 1000"
+            assert (next(lines), next(lines)) == ("retry: 1000", "id: 0")
             server.terminate()  # SIGTERM: the stream must end, not hold the shutdown
             rest = list(lines)
     assert all(line == "" or line.startswith(":") for line in rest), rest
