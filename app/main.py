@@ -34,6 +34,8 @@ from app.dispatch.ssrf import AllowList
 from app.dispatch.webhooks import Dispatcher
 from app.resources import openapi_path
 from app.service.queues import QueueService
+from app.service.scheduler import Scheduler
+from app.service.schedules import ScheduleService
 from app.service.sweeper import Sweeper
 from app.service.tasks import TaskLimits, TaskService
 from app.service.waiters import Waiters
@@ -48,6 +50,7 @@ log = logging.getLogger("taskgate")
 class Services:
     tasks: TaskService
     queues: QueueService
+    schedules: ScheduleService
 
 
 def webhook_allow_list(settings: Settings) -> AllowList:
@@ -161,8 +164,10 @@ def create_app(
             store, waiters, clock, TaskLimits(long_poll_max_s=settings.long_poll_max_seconds)
         ),
         queues=QueueService(store, waiters, clock, webhook_allow),
+        schedules=ScheduleService(store, clock),
     )
     sweeper = Sweeper(store, waiters, clock, settings.worker_retention_seconds)
+    scheduler = Scheduler(store, waiters, clock, settings.schedule_interval_seconds)
     verifier = build_verifier(settings)
     limiter = rate_limiter(settings)
     guard = Guard(verifier, limiter)
@@ -193,6 +198,7 @@ def create_app(
             asyncio.create_task(
                 waiters.watch_changes(store.change_marker, settings.wake_poll_seconds)
             ),
+            asyncio.create_task(scheduler.run()),
         ]
         if verifier is not None and verifier.jwks is not None and verifier.jwks.is_url:
             try:
@@ -245,6 +251,7 @@ def create_app(
     app.state.store = store
     app.state.services = services
     app.state.sweeper = sweeper
+    app.state.scheduler = scheduler
     app.state.waiters = waiters
     app.state.guard = guard
     app.state.task_submit_validator = item_validator(spec, "TaskSubmit")
