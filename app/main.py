@@ -35,6 +35,8 @@ from app.dispatch.webhooks import Dispatcher
 from app.resources import openapi_path
 from app.service.events import EventFeed
 from app.service.queues import QueueService
+from app.service.scheduler import Scheduler
+from app.service.schedules import ScheduleService
 from app.service.sweeper import Sweeper
 from app.service.tasks import TaskLimits, TaskService
 from app.service.waiters import Waiters
@@ -50,6 +52,7 @@ class Services:
     tasks: TaskService
     queues: QueueService
     events: EventFeed
+    schedules: ScheduleService
 
 
 def webhook_allow_list(settings: Settings) -> AllowList:
@@ -164,6 +167,7 @@ def create_app(
         ),
         queues=QueueService(store, waiters, clock, webhook_allow),
         events=EventFeed(store, waiters, settings.long_poll_max_seconds),
+        schedules=ScheduleService(store, clock),
     )
     sweeper = Sweeper(
         store,
@@ -172,6 +176,7 @@ def create_app(
         settings.worker_retention_seconds,
         event_retention_s=settings.event_retention_seconds,
     )
+    scheduler = Scheduler(store, waiters, clock, settings.schedule_interval_seconds)
     verifier = build_verifier(settings)
     limiter = rate_limiter(settings)
     guard = Guard(verifier, limiter)
@@ -202,6 +207,7 @@ def create_app(
             asyncio.create_task(
                 waiters.watch_changes(store.change_marker, settings.wake_poll_seconds)
             ),
+            asyncio.create_task(scheduler.run()),
         ]
         if verifier is not None and verifier.jwks is not None and verifier.jwks.is_url:
             try:
@@ -254,6 +260,7 @@ def create_app(
     app.state.store = store
     app.state.services = services
     app.state.sweeper = sweeper
+    app.state.scheduler = scheduler
     app.state.waiters = waiters
     app.state.guard = guard
     app.state.task_submit_validator = item_validator(spec, "TaskSubmit")

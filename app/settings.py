@@ -83,6 +83,9 @@ class Settings:
     retention_interval_seconds: float = _setting(
         60.0, "how often finished tasks past retention are deleted", minimum=0.01
     )
+    schedule_interval_seconds: float = _setting(
+        1.0, "how often due cron schedules are fired", minimum=0.01
+    )
     wake_poll_seconds: float = _setting(
         0.02, "how often to look for commits by other processes", minimum=0.001
     )

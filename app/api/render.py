@@ -1,4 +1,4 @@
-"""Domain records as the JSON shapes of the spec (Task, Queue, Worker)."""
+"""Domain records as the JSON shapes of the spec (Task, Queue, Worker, Schedule)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from app.core.clock import format_ms
-from app.core.models import QueueInfo, RetryPolicy, Task, Webhook, WorkerInfo
+from app.core.models import QueueInfo, RetryPolicy, Schedule, Task, Webhook, WorkerInfo
 from app.dispatch.signing import SECRET_PREFIX
 
 
@@ -135,4 +135,22 @@ def worker_json(worker: WorkerInfo, now_ms: int, alive_window_ms: int) -> dict[s
             }
             for lease in worker.leases
         ],
+    }
+
+
+def schedule_json(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "id": schedule.id,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "queue": schedule.queue,
+        "task": orjson.Fragment(schedule.task_json),
+        "missed": schedule.missed.value,
+        "max_catch_up": schedule.max_catch_up,
+        "paused": schedule.paused,
+        "next_run_at": _ts(schedule.next_run_at_ms),
+        "last_run_at": _ts(schedule.last_run_at_ms),
+        "last_task_id": schedule.last_task_id,
+        "created_at": format_ms(schedule.created_at_ms),
+        "updated_at": format_ms(schedule.updated_at_ms),
     }

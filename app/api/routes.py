@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.api import events, queues, system, tasks, work
+from app.api import events, queues, schedules, system, tasks, work
 from app.api.guard import Access, access_for
 from app.api.http import RequestContext, parse_json, read_body
 from app.api.operation_table import Endpoint, OperationTable
@@ -47,6 +47,11 @@ HANDLERS: dict[str, Handler] = {
     "listDeadTasks": queues.list_dead_tasks,
     "redriveDeadTasks": queues.redrive_dead_tasks,
     "purgeDeadTasks": queues.purge_dead_tasks,
+    "createSchedule": schedules.create_schedule,
+    "listSchedules": schedules.list_schedules,
+    "getSchedule": schedules.get_schedule,
+    "updateSchedule": schedules.update_schedule,
+    "deleteSchedule": schedules.delete_schedule,
     "getHealth": system.get_health,
     "getReadiness": system.get_readiness,
     "getMetrics": system.get_metrics,

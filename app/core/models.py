@@ -1,9 +1,11 @@
-"""Domain records: tasks, queues, policies and workers, as the store hands them back."""
+"""Domain records: tasks, queues, policies, workers and schedules, as the store hands them back."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+
+from app.core.errors import TaskgateError
 
 
 class Priority(IntEnum):
@@ -294,3 +296,58 @@ class TaskFilter:
     tag: str | None = None
     before_id: str | None = None
     limit: int = 100
+
+
+class MissedPolicy(StrEnum):
+    """What a schedule does with fire times that passed unseen for longer than the grace."""
+
+    skip = "skip"  # submit none of them
+    run_once = "run_once"  # one task, for the latest of them
+    run_all = "run_all"  # one task each, for at most the latest `max_catch_up`
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A cron schedule as stored. `task_json` is the task template (ScheduleTask) as JSON.
+
+    `next_run_at_ms` is None while paused (or when the expression matches no later time);
+    `revision` counts changes of the settings, not firings.
+    """
+
+    id: str
+    cron: str
+    timezone: str
+    queue: str
+    task_json: str
+    missed: MissedPolicy
+    max_catch_up: int
+    paused: bool
+    next_run_at_ms: int | None
+    last_run_at_ms: int | None
+    last_task_id: str | None
+    revision: int
+    created_at_ms: int
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FireOrder:
+    """Submit `tasks` (one per fire time, oldest first) and move the schedule's
+    `next_run_at` on, only if the schedule still has `revision` and
+    `expected_next_run_at_ms` (the row the plan was made from)."""
+
+    schedule_id: str
+    revision: int
+    expected_next_run_at_ms: int
+    next_run_at_ms: int | None
+    fire_times_ms: tuple[int, ...]
+    tasks: tuple[NewTask, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FireOutcome:
+    """`fired` False: the compare-and-set lost (another process fired, or the schedule
+    changed or went away); nothing was written. Else one outcome per task."""
+
+    fired: bool
+    outcomes: tuple[SubmitOutcome | TaskgateError, ...] = ()

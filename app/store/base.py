@@ -15,11 +15,14 @@ from app.core.models import (
     ErrorReport,
     EventPage,
     FailOrder,
+    FireOrder,
+    FireOutcome,
     NewTask,
     PushClaim,
     PushQueue,
     QueueInfo,
     QueueOverrides,
+    Schedule,
     SubmitOutcome,
     Task,
     TaskFilter,
@@ -233,4 +236,49 @@ class Store(Protocol):
 
     async def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
         """Delete up to `limit` events older than `cutoff_ms`; how many."""
+        ...
+
+    # Schedules
+    async def create_schedule(self, schedule: Schedule, now_ms: int) -> Schedule:
+        """Store a new schedule (revision 1, created and updated now).
+
+        Raises:
+            Conflict: a schedule with this id exists.
+        """
+        ...
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        """The schedule, or None."""
+        ...
+
+    async def list_schedules(self, after_id: str | None, limit: int) -> list[Schedule]:
+        """Schedules by id, those after `after_id` (the cursor)."""
+        ...
+
+    async def update_schedule(self, schedule: Schedule, reschedule: bool, now_ms: int) -> Schedule:
+        """Replace the settings of `schedule.id` if its revision is still `schedule.revision`;
+        its `next_run_at` too when `reschedule` (else a concurrent fire's is kept).
+
+        Raises:
+            NotFound: no such schedule.
+            Conflict: the schedule was changed since it was read.
+        """
+        ...
+
+    async def delete_schedule(self, schedule_id: str, revision: int) -> None:
+        """Delete the schedule if its revision is still `revision`.
+
+        Raises:
+            NotFound: no such schedule.
+            Conflict: the schedule was changed since it was read.
+        """
+        ...
+
+    async def due_schedules(self, now_ms: int, limit: int) -> list[Schedule]:
+        """Schedules whose `next_run_at` is at or before now, earliest first (read only)."""
+        ...
+
+    async def fire_schedules(self, orders: Sequence[FireOrder], now_ms: int) -> list[FireOutcome]:
+        """For each order, atomically: move the schedule's `next_run_at` on by a
+        compare-and-set, and only if that wins, submit its tasks. One commit for all."""
         ...

@@ -21,6 +21,8 @@ from app.core.models import (
     ErrorReport,
     EventPage,
     FailOrder,
+    FireOrder,
+    FireOutcome,
     NewTask,
     PushClaim,
     PushQueue,
@@ -28,6 +30,7 @@ from app.core.models import (
     QueueCounts,
     QueueInfo,
     QueueOverrides,
+    Schedule,
     SubmitOutcome,
     Task,
     TaskFilter,
@@ -43,6 +46,7 @@ from app.store.sqlite_rows import (
     task_from_row,
     webhook_from_json,
 )
+from app.store.sqlite_schedules import SqliteSchedules
 from app.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -92,6 +96,7 @@ class SqliteStore:
         self._ops = SqliteWriteOps(
             self._queries, defaults, idempotency_window_ms, rng or random.Random()
         )
+        self._schedules = SqliteSchedules(self._queries, self._ops)
         self._writer: GroupCommitWriter | None = None
         self._writer_connection: apsw.Connection | None = None
         self._watch_connection: apsw.Connection | None = None
@@ -524,3 +529,30 @@ class SqliteStore:
                 limit=limit,
             )
         )
+
+    # -- schedules (the queries are in sqlite_schedules.py) -------------------------
+
+    async def create_schedule(self, schedule: Schedule, now_ms: int) -> Schedule:
+        return await self._write(partial(self._schedules.create, schedule=schedule, now_ms=now_ms))
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        return await self._read(partial(self._schedules.get, schedule_id=schedule_id))
+
+    async def list_schedules(self, after_id: str | None, limit: int) -> list[Schedule]:
+        return await self._read(partial(self._schedules.page, after_id=after_id, limit=limit))
+
+    async def update_schedule(self, schedule: Schedule, reschedule: bool, now_ms: int) -> Schedule:
+        op = partial(
+            self._schedules.update, schedule=schedule, reschedule=reschedule, now_ms=now_ms
+        )
+        return await self._write(op)
+
+    async def delete_schedule(self, schedule_id: str, revision: int) -> None:
+        op = partial(self._schedules.delete, schedule_id=schedule_id, revision=revision)
+        await self._write(op)
+
+    async def due_schedules(self, now_ms: int, limit: int) -> list[Schedule]:
+        return await self._read(partial(self._schedules.due, now_ms=now_ms, limit=limit))
+
+    async def fire_schedules(self, orders: Sequence[FireOrder], now_ms: int) -> list[FireOutcome]:
+        return await self._write(partial(self._schedules.fire, orders=orders, now_ms=now_ms))

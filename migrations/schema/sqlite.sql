@@ -34,6 +34,22 @@ CREATE TABLE queues (
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 , delivery TEXT NOT NULL DEFAULT 'pull', webhook TEXT, dispatch_tokens REAL, dispatch_tokens_at INTEGER) STRICT;
+CREATE TABLE schedules (
+    id            TEXT PRIMARY KEY,
+    cron          TEXT NOT NULL,
+    timezone      TEXT NOT NULL,
+    queue         TEXT NOT NULL,
+    task          TEXT NOT NULL,
+    missed        TEXT NOT NULL CHECK (missed IN ('skip', 'run_once', 'run_all')),
+    max_catch_up  INTEGER NOT NULL CHECK (max_catch_up >= 1),
+    paused        INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+    next_run_at   INTEGER,
+    last_run_at   INTEGER,
+    last_task_id  TEXT,
+    revision      INTEGER NOT NULL DEFAULT 1,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT;
 CREATE TABLE sqlite_sequence(name,seq);
 CREATE TABLE tasks (
     id                TEXT PRIMARY KEY,
@@ -70,6 +86,7 @@ CREATE TABLE workers (
 CREATE INDEX events_by_queue ON events (queue, id);
 CREATE INDEX events_by_time ON events (at);
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+CREATE INDEX schedules_due ON schedules (next_run_at) WHERE next_run_at IS NOT NULL;
 CREATE INDEX tasks_by_queue_state ON tasks (queue, state, id);
 CREATE INDEX tasks_by_worker ON tasks (worker_id) WHERE state = 'running';
 CREATE INDEX tasks_due ON tasks (queue, priority, run_at, id) WHERE state = 'queued';

@@ -31,3 +31,17 @@ async def store(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[
         yield backend
     finally:
         await backend.close()
+
+
+@pytest.fixture
+async def store_twin(store: Store, db_path: Path) -> AsyncIterator[Store]:
+    """A second store on the same database, as another server process would open it."""
+    assert isinstance(store, SqliteStore)
+    twin = SqliteStore(
+        SqliteOptions(path=db_path), DEFAULTS, IDEMPOTENCY_WINDOW_MS, random.Random(8)
+    )
+    await twin.open()
+    try:
+        yield twin
+    finally:
+        await twin.close()

@@ -298,3 +298,53 @@ SELECT (SELECT min(id) FROM events),
 DELETE FROM events WHERE id IN (
     SELECT id FROM events WHERE at < :cutoff ORDER BY at LIMIT :limit
 );
+
+-- name: schedule_insert
+-- No row back: a schedule with this id exists already.
+INSERT INTO schedules (id, cron, timezone, queue, task, missed, max_catch_up, paused,
+                       next_run_at, revision, created_at, updated_at)
+VALUES (:id, :cron, :timezone, :queue, :task, :missed, :max_catch_up, :paused,
+        :next_run_at, 1, :now, :now)
+ON CONFLICT (id) DO NOTHING
+RETURNING *;
+
+-- name: schedule_get
+SELECT * FROM schedules WHERE id = :id;
+
+-- name: schedule_list
+SELECT * FROM schedules
+WHERE (:after_id IS NULL OR id > :after_id)
+ORDER BY id
+LIMIT :limit;
+
+-- name: schedule_update
+-- A change of the settings, if nobody changed them since they were read (:revision).
+-- `next_run_at` is replaced only when the timing changed (:reschedule): otherwise a fire
+-- that moved it on meanwhile is kept.
+UPDATE schedules
+SET cron = :cron, timezone = :timezone, queue = :queue, task = :task, missed = :missed,
+    max_catch_up = :max_catch_up, paused = :paused,
+    next_run_at = CASE WHEN :reschedule THEN :next_run_at ELSE next_run_at END,
+    revision = revision + 1, updated_at = :now
+WHERE id = :id AND revision = :revision
+RETURNING *;
+
+-- name: schedule_delete
+DELETE FROM schedules WHERE id = :id AND revision = :revision;
+
+-- name: schedules_due
+-- Walks the partial index `schedules_due`: paused schedules are not in it.
+SELECT * FROM schedules
+WHERE next_run_at IS NOT NULL AND next_run_at <= :now
+ORDER BY next_run_at
+LIMIT :limit;
+
+-- name: schedule_advance
+-- The compare-and-set that makes a fire time fire once: only the first process whose
+-- plan was made from this very row (same next_run_at, same revision) moves it on.
+UPDATE schedules SET next_run_at = :next_run_at
+WHERE id = :id AND revision = :revision AND next_run_at = :expected_next_run_at
+RETURNING id;
+
+-- name: schedule_record_run
+UPDATE schedules SET last_run_at = :last_run_at, last_task_id = :last_task_id WHERE id = :id;
