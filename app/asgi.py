@@ -7,12 +7,16 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from app.logs import configure_logging
 from app.main import create_app
+from app.metrics.instruments import Metrics
+from app.metrics.multiprocess import MULTIPROC_DIR_ENV
 from app.settings import Settings, SettingsError, load_settings
 
 # The ASGI shapes, spelled out here so that only api/ and main.py import Starlette.
@@ -127,24 +131,32 @@ def _address_or_none(text: str) -> str | None:
         return None
 
 
-def serving_app(settings: Settings) -> ASGIApp:
+def serving_app(settings: Settings, metrics_dir: Path | None = None) -> ASGIApp:
     """create_app(settings) for a server process (start-up objects frozen out of the
     garbage collector), wrapped to believe forwarded headers only from trusted_proxies.
+
+    `metrics_dir`: the multiprocess metrics directory shared by a gunicorn server's
+    workers; None for a server of one process, which counts in its own memory.
 
     Raises:
         SettingsError: an invalid `trusted_proxies` entry.
     """
     trusted = TrustedProxies.parse(settings.trusted_proxies)
-    app: ASGIApp = create_app(settings, freeze_gc=True)
+    metrics = Metrics.multiprocess(metrics_dir) if metrics_dir else Metrics.in_process()
+    app: ASGIApp = create_app(settings, metrics=metrics, freeze_gc=True)
     return ForwardedHeadersMiddleware(app, trusted) if trusted else app
 
 
 def app_from_environment() -> ASGIApp:
     """The app from TASKGATE_* and TASKGATE_CONFIG, with logging set up (a gunicorn factory).
 
+    Metrics go to PROMETHEUS_MULTIPROC_DIR when it is set (deploy/gunicorn.conf.py sets
+    it in the master, for every worker).
+
     Raises:
         SettingsError: an invalid setting.
     """
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    return serving_app(settings)
+    metrics_dir = os.environ.get(MULTIPROC_DIR_ENV)
+    return serving_app(settings, Path(metrics_dir) if metrics_dir else None)

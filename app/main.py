@@ -32,6 +32,7 @@ from app.core.clock import Clock, SystemClock
 from app.core.models import QueueConfig, RetryPolicy
 from app.dispatch.ssrf import AllowList
 from app.dispatch.webhooks import Dispatcher
+from app.metrics.instruments import Metrics
 from app.resources import openapi_path
 from app.service.events import EventFeed
 from app.service.queues import QueueService
@@ -149,21 +150,29 @@ def create_app(
     clock: Clock | None = None,
     store: Store | None = None,
     *,
+    metrics: Metrics | None = None,
     freeze_gc: bool = False,
 ) -> Starlette:
     """The ASGI app. The database must already be migrated (`taskgate migrate`).
 
-    `freeze_gc`: once started, hide every object made so far from the cyclic garbage
-    collector (for a server process, whose start-up objects live as long as it does).
+    `metrics`: where the app counts (default: its own in-memory registry; a gunicorn
+    worker passes `Metrics.multiprocess(...)`). `freeze_gc`: once started, hide every
+    object made so far from the cyclic garbage collector (for a server process, whose
+    start-up objects live as long as it does).
     """
     clock = clock or SystemClock()
     spec = load_spec(openapi_path())
     store = store or build_store(settings)
+    metrics = metrics or Metrics.in_process()
     waiters = Waiters()
     webhook_allow = webhook_allow_list(settings)
     services = Services(
         tasks=TaskService(
-            store, waiters, clock, TaskLimits(long_poll_max_s=settings.long_poll_max_seconds)
+            store,
+            waiters,
+            clock,
+            TaskLimits(long_poll_max_s=settings.long_poll_max_seconds),
+            metrics,
         ),
         queues=QueueService(store, waiters, clock, webhook_allow),
         events=EventFeed(store, waiters, settings.long_poll_max_seconds),
@@ -174,6 +183,7 @@ def create_app(
         waiters,
         clock,
         settings.worker_retention_seconds,
+        metrics,
         event_retention_s=settings.event_retention_seconds,
     )
     scheduler = Scheduler(store, waiters, clock, settings.schedule_interval_seconds)
@@ -188,6 +198,7 @@ def create_app(
             waiters,
             clock,
             webhook_allow,
+            metrics,
             grace_s=min(settings.graceful_timeout_seconds, 10.0),
         )
         if settings.dispatch
@@ -250,7 +261,9 @@ def create_app(
     )
     app = Starlette(
         routes=api_routes.routes,
-        middleware=[Middleware(RequestIdMiddleware, operations=api_routes.operations)],
+        middleware=[
+            Middleware(RequestIdMiddleware, operations=api_routes.operations, metrics=metrics)
+        ],
         exception_handlers={HTTPException: _problem_for_http_exception},
         lifespan=lifespan,
     )
@@ -258,6 +271,7 @@ def create_app(
     app.state.clock = clock
     app.state.spec = spec
     app.state.store = store
+    app.state.metrics = metrics
     app.state.services = services
     app.state.sweeper = sweeper
     app.state.scheduler = scheduler

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import HTMLResponse, Response
 
 from app.api.http import JSONResponse, RequestContext
@@ -44,7 +44,10 @@ async def get_readiness(ctx: RequestContext) -> Response:
 
 
 async def get_metrics(ctx: RequestContext) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    state = ctx.request.app.state
+    now_ms = state.clock.now_ms()
+    depths = await state.store.queue_depths(now_ms)
+    return Response(state.metrics.render(depths, now_ms), media_type=CONTENT_TYPE_LATEST)
 
 
 async def get_openapi_json(ctx: RequestContext) -> Response:

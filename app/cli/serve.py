@@ -19,6 +19,7 @@ from uvicorn_worker import UvicornWorker
 from app.asgi import UNIX_PEER, TrustedProxies, serving_app
 from app.auth.setup import ensure_secret, secret_path
 from app.logs import configure_logging
+from app.metrics.multiprocess import fresh_metrics_dir, mark_worker_dead, remove_metrics_dir
 from app.settings import Settings, SettingsError
 from app.store.migrate import migrate_sqlite
 
@@ -73,6 +74,8 @@ def serve(settings: Settings) -> None:
     if settings.workers > 1:
         _serve_gunicorn(settings)
         return
+    # One process holds every count, so it counts in memory: exact, no files to make or
+    # clean, cheaper per increment than an mmap write, and with its process metrics.
     config = uvicorn.Config(
         serving_app(settings),
         host=settings.host,
@@ -196,16 +199,35 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def metrics_hooks(metrics_dir: Path) -> dict[str, Any]:
+    """gunicorn server hooks for multiprocess metrics in `metrics_dir`."""
+
+    def child_exit(server: Any, worker: Any) -> None:
+        mark_worker_dead(metrics_dir, worker.pid)
+
+    return {"child_exit": child_exit}
+
+
 def _serve_gunicorn(settings: Settings) -> None:
     from gunicorn.app.base import BaseApplication
 
+    # Made before any worker starts, and given to each explicitly (no environment).
+    metrics_dir = fresh_metrics_dir()
+    master_pid = os.getpid()
+
     class TaskgateGunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            for key, value in gunicorn_options(settings).items():
+            for key, value in {**gunicorn_options(settings), **metrics_hooks(metrics_dir)}.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
             configure_logging(settings.log_format, settings.log_level)
-            return serving_app(settings)
+            return serving_app(settings, metrics_dir)
 
-    TaskgateGunicorn().run()
+    try:
+        TaskgateGunicorn().run()
+    finally:
+        # A worker leaves gunicorn by SystemExit too, up through this frame: only the
+        # master, once every worker is gone, removes the directory.
+        if os.getpid() == master_pid:
+            remove_metrics_dir(metrics_dir)

@@ -268,6 +268,26 @@ class EventPage:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """What waits in a queue, as /metrics reports it: counts of the states that hold work
+    (finished tasks are left out: their number grows with retention, counters cover them)."""
+
+    queue: str
+    paused: bool
+    due: int
+    scheduled: int
+    running: int
+    dead: int
+    earliest_run_at_ms: int | None  # of any queued task, due or not
+
+    def oldest_due_age_ms(self, now_ms: int) -> int:
+        """How long the longest-waiting due task has been due (0 when none is due)."""
+        if self.earliest_run_at_ms is None or self.earliest_run_at_ms > now_ms:
+            return 0
+        return now_ms - self.earliest_run_at_ms
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerLease:
     task_id: str
     queue: str

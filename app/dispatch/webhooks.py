@@ -22,6 +22,7 @@ from app.core.models import PushQueue, Task
 from app.dispatch.delivery import Attempt, WebhookSender, new_client
 from app.dispatch.outcome import Delivered, Failed, Refused, transport_failure
 from app.dispatch.ssrf import AllowList, Resolver, system_resolver
+from app.metrics.instruments import Metrics
 from app.service.queues import PUSH_QUEUES_KEY, QueueService
 from app.service.tasks import TaskService
 from app.service.waiters import Subscription, Waiters, queue_key
@@ -90,6 +91,8 @@ class QueueDispatch:
                         log.exception("claiming for webhook delivery failed", extra={"queue": name})
                         await self._pause(subscription, IDLE_POLL_S)
                         continue
+                    if claim.tasks:
+                        self._d.metrics.tasks_claimed(name, len(claim.tasks))
                     for task in claim.tasks:
                         self._start(sender, task)
                     if len(claim.tasks) == asked:
@@ -152,6 +155,8 @@ class QueueDispatch:
             log.exception("webhook delivery failed", extra={"task_id": task.id})
             failure = transport_failure("internal", "the dispatcher failed; see the server log")
             attempt = Attempt(failure, None, 0.0)
+        outcome_name = type(attempt.outcome).__name__.lower()  # delivered, failed, refused
+        self._d.metrics.delivery_done(task.queue, outcome_name, attempt.seconds)
         log.log(
             logging.DEBUG if isinstance(attempt.outcome, Delivered) else logging.INFO,
             "webhook delivery",
@@ -160,7 +165,7 @@ class QueueDispatch:
                 "task_id": task.id,
                 "attempt": task.attempts,
                 "status": attempt.status,
-                "outcome": type(attempt.outcome).__name__.lower(),
+                "outcome": outcome_name,
                 "seconds": round(attempt.seconds, 4),
             },
         )
@@ -223,6 +228,7 @@ class Dispatcher:
         waiters: Waiters,
         clock: Clock,
         allow: AllowList,
+        metrics: Metrics,
         *,
         resolver: Resolver = system_resolver,
         worker_id: str | None = None,
@@ -235,6 +241,7 @@ class Dispatcher:
         self.waiters = waiters
         self.clock = clock
         self.allow = allow
+        self.metrics = metrics
         self.resolver = resolver
         self.worker_id = worker_id or dispatcher_id()
         self.grace_s = grace_s

@@ -5,7 +5,9 @@ the other; the batcher hands them to the store as one list at the end of that it
 (`call_soon`: nothing waits for a later request). The store then writes them as one
 operation of the group commit: for SQLite, one INSERT for all the tasks without an
 idempotency key instead of one operation with its own savepoint and statements each.
-Each caller still gets its own outcome, or its own error.
+Each caller still gets its own outcome, or its own error. The created tasks are counted
+here too, once per queue and batch rather than once per request (an increment in
+multiprocess mode is a locked mmap write).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 
 from app.core.errors import TaskgateError
 from app.core.models import NewTask, SubmitOutcome
+from app.metrics.instruments import Metrics
 from app.store.base import Store
 
 _Pending = list[tuple[NewTask, "asyncio.Future[SubmitOutcome | TaskgateError]"]]
@@ -22,8 +25,9 @@ _Pending = list[tuple[NewTask, "asyncio.Future[SubmitOutcome | TaskgateError]"]]
 class SubmitBatcher:
     """One per process; used from the event loop only."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, metrics: Metrics) -> None:
         self._store = store
+        self._metrics = metrics
         # Grouped by the submit time the tasks were built with (it becomes created_at).
         self._pending: dict[int, _Pending] = {}
         self._scheduled = False
@@ -59,6 +63,12 @@ class SubmitBatcher:
                 if not future.done():
                     future.set_exception(exc)
             return
+        created: dict[str, int] = {}
         for (_, future), outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, SubmitOutcome) and outcome.created:
+                queue = outcome.task.queue
+                created[queue] = created.get(queue, 0) + 1
             if not future.done():
                 future.set_result(outcome)
+        for queue, count in created.items():
+            self._metrics.tasks_submitted(queue, count)

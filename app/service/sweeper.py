@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from app.core.clock import Clock
+from app.metrics.instruments import Metrics
 from app.service.waiters import Waiters, queue_key, task_key
 from app.store.base import Store
 
@@ -23,11 +24,13 @@ class Sweeper:
         waiters: Waiters,
         clock: Clock,
         worker_retention_s: int,
+        metrics: Metrics,
         event_retention_s: int = 3_600,
     ) -> None:
         self._store = store
         self._waiters = waiters
         self._clock = clock
+        self._metrics = metrics
         self._worker_retention_ms = worker_retention_s * 1000
         self._event_retention_ms = event_retention_s * 1000
 
@@ -39,6 +42,7 @@ class Sweeper:
             for task in tasks:
                 self._waiters.notify(queue_key(task.queue))
                 self._waiters.notify(task_key(task.id))
+                self._metrics.lease_expired(task)
             total += len(tasks)
             if len(tasks) < BATCH:
                 return total

@@ -10,6 +10,7 @@ from typing import Any
 from app.core.clock import Clock
 from app.core.errors import NotFound, TaskgateError
 from app.core.models import ErrorReport, FailOrder, SubmitOutcome, Task, TaskFilter
+from app.metrics.instruments import Metrics
 from app.service.submission import build_new_task
 from app.service.submit_batcher import SubmitBatcher
 from app.service.waiters import Subscription, Waiters, queue_key, task_key
@@ -24,14 +25,17 @@ class TaskLimits:
 
 
 class TaskService:
-    """The task lifecycle over a Store, with in-process wake-ups."""
+    """The task lifecycle over a Store, with in-process wake-ups; counts what happens."""
 
-    def __init__(self, store: Store, waiters: Waiters, clock: Clock, limits: TaskLimits) -> None:
+    def __init__(
+        self, store: Store, waiters: Waiters, clock: Clock, limits: TaskLimits, metrics: Metrics
+    ) -> None:
         self._store = store
         self._waiters = waiters
         self._clock = clock
         self._limits = limits
-        self._batcher = SubmitBatcher(store)
+        self._metrics = metrics
+        self._batcher = SubmitBatcher(store, metrics)
 
     # -- producers ------------------------------------------------------------------
 
@@ -50,7 +54,7 @@ class TaskService:
         if isinstance(outcome, TaskgateError):
             raise outcome
         if outcome.created:
-            self._waiters.notify(queue_key(queue), count=1)
+            self._waiters.notify(queue_key(queue), count=1)  # counted by the batcher
         return outcome
 
     async def submit_many(
@@ -79,6 +83,7 @@ class TaskService:
         created = sum(1 for o in outcomes if isinstance(o, SubmitOutcome) and o.created)
         if created:
             self._waiters.notify(queue_key(queue), count=created)
+            self._metrics.tasks_submitted(queue, created)
         return outcomes
 
     async def get(self, task_id: str, wait_s: float = 0.0) -> Task:
@@ -124,6 +129,7 @@ class TaskService:
         """
         task = await self._store.cancel(task_id, self._clock.now_ms())
         self._waiters.notify(task_key(task_id))
+        self._metrics.task_cancel_requested(task)
         return task
 
     # -- workers --------------------------------------------------------------------
@@ -148,7 +154,27 @@ class TaskService:
         Raises:
             Conflict: the queue delivers by push.
         """
-        deadline = asyncio.get_running_loop().time() + min(wait_s, self._limits.long_poll_max_s)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + min(wait_s, self._limits.long_poll_max_s)
+        tasks = await self._claim_until(
+            queue, worker_id, max_tasks, lease_seconds, types, worker_info, client_gone, deadline
+        )
+        self._metrics.claim_returned(queue, len(tasks), loop.time() - started)
+        return tasks
+
+    async def _claim_until(
+        self,
+        queue: str,
+        worker_id: str,
+        max_tasks: int,
+        lease_seconds: int | None,
+        types: Sequence[str] | None,
+        worker_info: dict[str, object] | None,
+        client_gone: Callable[[], Awaitable[bool]] | None,
+        deadline: float,
+    ) -> list[Task]:
+        """Claim, and sleep while nothing is claimable, until tasks come or the deadline."""
         while True:
             # A claim for some types only cannot tell whether a new task is one of them,
             # so it is woken by every submit rather than counted as a taker.
@@ -229,6 +255,7 @@ class TaskService:
         """
         task = await self._store.complete(task_id, lease_token, result_json, self._clock.now_ms())
         self._waiters.notify(task_key(task_id))
+        self._metrics.task_completed(task)
         return task
 
     async def complete_many(
@@ -239,6 +266,7 @@ class TaskService:
         for outcome in outcomes:
             if isinstance(outcome, Task):
                 self._waiters.notify(task_key(outcome.id))
+                self._metrics.task_completed(outcome)
         return outcomes
 
     async def fail_many(self, items: Sequence[FailOrder]) -> list[Task | TaskgateError]:
@@ -248,6 +276,7 @@ class TaskService:
         for outcome in outcomes:
             if isinstance(outcome, Task):
                 self._waiters.notify(task_key(outcome.id))
+                self._metrics.task_failed(outcome)
                 queues.add(outcome.queue)
         for queue in queues:
             self._waiters.notify(queue_key(queue))
@@ -272,4 +301,5 @@ class TaskService:
         )
         self._waiters.notify(task_key(task_id))
         self._waiters.notify(queue_key(task.queue))
+        self._metrics.task_failed(task)
         return task

@@ -20,6 +20,7 @@ from app.core.models import (
     NewTask,
     PushClaim,
     PushQueue,
+    QueueDepth,
     QueueInfo,
     QueueOverrides,
     Schedule,
@@ -179,6 +180,11 @@ class Store(Protocol):
 
     async def list_queues(self, now_ms: int) -> list[QueueInfo]:
         """Every queue with live stats."""
+        ...
+
+    async def queue_depths(self, now_ms: int) -> list[QueueDepth]:
+        """Every queue's waiting work (due, scheduled, running, dead; the earliest run_at),
+        cheap enough to read on every metrics scrape."""
         ...
 
     async def list_push_queues(self) -> list[PushQueue]:

@@ -28,6 +28,7 @@ from app.core.models import (
     PushQueue,
     QueueConfig,
     QueueCounts,
+    QueueDepth,
     QueueInfo,
     QueueOverrides,
     Schedule,
@@ -402,6 +403,27 @@ class SqliteStore:
                     row, counts.get(row[0], {}), *due_stats.get(row[0], (0, None)), now_ms
                 )
                 for row in rows
+            ]
+
+        return await self._read(query)
+
+    async def queue_depths(self, now_ms: int) -> list[QueueDepth]:
+        sql = self._queries["queue_depths"]
+
+        def query(conn: apsw.Connection) -> list[QueueDepth]:
+            return [
+                QueueDepth(
+                    queue=name,
+                    paused=bool(paused),
+                    due=due,
+                    scheduled=queued - due,
+                    running=running,
+                    dead=dead,
+                    earliest_run_at_ms=earliest,
+                )
+                for name, paused, queued, due, running, dead, earliest in conn.execute(
+                    sql, {"now": now_ms}
+                )
             ]
 
         return await self._read(query)

@@ -122,6 +122,12 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def temp_dir(self) -> Path:
+        """The server's TMPDIR, its test's directory: what a server killed at teardown
+        leaves there (a gunicorn master's metrics directory) goes with the test."""
+        return self._log_dir
+
+    @property
     def pid(self) -> int:
         assert self._process is not None, "the server was never started"
         return self._process.pid
@@ -154,7 +160,7 @@ class ServerProcess:
         self._process = subprocess.Popen(
             self.command(),
             cwd=REPO_ROOT,
-            env=clean_env(),
+            env=clean_env({"TMPDIR": str(self.temp_dir)}),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

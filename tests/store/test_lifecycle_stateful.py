@@ -36,6 +36,7 @@ from app.core.models import (
     TERMINAL_STATES,
     ErrorReport,
     Priority,
+    QueueDepth,
     QueueInfo,
     RetryPolicy,
     SubmitOutcome,
@@ -45,6 +46,7 @@ from app.core.models import (
     WorkerInfo,
 )
 from app.main import queue_defaults
+from app.metrics.instruments import Metrics
 from app.service.queues import QueueService
 from app.service.sweeper import Sweeper
 from app.service.tasks import TaskLimits, TaskService
@@ -52,6 +54,7 @@ from app.service.waiters import Waiters
 from app.settings import load_settings
 from app.store.migrate import migrate_sqlite
 from app.store.sqlite import SqliteOptions, SqliteStore
+from tests.scrape import Scrape
 
 T = TypeVar("T")
 
@@ -127,6 +130,8 @@ class Snapshot:
     listed: list[Task]  # every task the store lists
     queues: list[QueueInfo]
     workers: list[WorkerInfo]
+    depths: list[QueueDepth]  # what /metrics reports of each queue
+    metrics: Scrape  # the services' counters
 
 
 def backoff_ceiling_ms(policy: RetryPolicy, failed_attempts: int) -> int:
@@ -202,10 +207,11 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
         )
         self.clock = FixedClock()
         waiters = Waiters()
-        self.tasks = TaskService(self.store, waiters, self.clock, TaskLimits())
+        self.metrics = Metrics.in_process()
+        self.tasks = TaskService(self.store, waiters, self.clock, TaskLimits(), self.metrics)
         self.queues = QueueService(self.store, waiters, self.clock)
         self.sweeper = Sweeper(
-            self.store, waiters, self.clock, app_settings.worker_retention_seconds
+            self.store, waiters, self.clock, app_settings.worker_retention_seconds, self.metrics
         )
         self.run(self.store.open())
 
@@ -216,6 +222,8 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
         self.seen_states: dict[str, TaskState] = {}
         self.redriven_now: set[str] = set()
         self.submitted = 0
+        # Every task id a queue ever had (purged dead letters included), for the counters.
+        self.ever_in_queue: dict[str, set[str]] = {queue: set() for queue in QUEUES}
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -673,17 +681,21 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
         snapshot = self.run(self.read_snapshot())
         self.check_tasks(snapshot)
         self.check_queues(snapshot)
+        self.check_depths(snapshot)
+        self.check_counters(snapshot)
         self.check_worker_leases(snapshot)
 
     async def read_snapshot(self) -> Snapshot:
-        by_id, (listed, cursor), queues, workers = await asyncio.gather(
+        by_id, (listed, cursor), queues, workers, depths = await asyncio.gather(
             asyncio.gather(*(self.tasks.get(task_id) for task_id in self.model)),
             self.tasks.list_page(TaskFilter(limit=1_000)),
             self.queues.list_all(),
             self.queues.workers(),
+            self.store.queue_depths(self.now()),
         )
         assert cursor is None
-        return Snapshot(list(by_id), listed, queues, workers)
+        metrics = Scrape(self.metrics.render([], self.now()).decode())
+        return Snapshot(list(by_id), listed, queues, workers, depths, metrics)
 
     def check_tasks(self, snapshot: Snapshot) -> None:
         """No task lost or invented; each one as the model says; only allowed transitions."""
@@ -743,6 +755,39 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
             assert info.counts.succeeded == count(TaskState.succeeded)
             assert info.counts.dead == count(TaskState.dead)
             assert info.counts.cancelled == count(TaskState.cancelled)
+
+    def check_depths(self, snapshot: Snapshot) -> None:
+        """The metrics' queue read: due, scheduled, running, dead, the oldest due, paused."""
+        now = self.now()
+        depths = {depth.queue: depth for depth in snapshot.depths}
+        assert set(depths) == set(self.paused)
+        for name, depth in depths.items():
+            mine = [task for task in self.model.values() if task.queue == name]
+            queued = [task.run_at_ms for task in mine if task.state is TaskState.queued]
+            due = [run_at for run_at in queued if run_at <= now]
+            assert depth.paused == self.paused[name]
+            assert depth.due == len(due)
+            assert depth.scheduled == len(queued) - len(due)
+            assert depth.running == sum(task.state is TaskState.running for task in mine)
+            assert depth.dead == sum(task.state is TaskState.dead for task in mine)
+            assert depth.earliest_run_at_ms == (min(queued) if queued else None)
+            assert depth.oldest_due_age_ms(now) == (now - min(due) if due else 0)
+
+    def check_counters(self, snapshot: Snapshot) -> None:
+        """Tasks created, and those that reached a state they never leave, were counted
+        once each (succeeded and cancelled tasks are neither redriven nor purged here)."""
+        for task in self.model.values():
+            self.ever_in_queue[task.queue].add(task.id)
+        for queue, ever in self.ever_in_queue.items():
+            mine = [task for task in self.model.values() if task.queue == queue]
+            counted = snapshot.metrics.value
+            assert counted("taskgate_tasks_submitted_total", queue=queue) == len(ever)
+            assert counted("taskgate_tasks_succeeded_total", queue=queue) == sum(
+                task.state is TaskState.succeeded for task in mine
+            )
+            assert counted("taskgate_tasks_cancelled_total", queue=queue) == sum(
+                task.state is TaskState.cancelled for task in mine
+            )
 
     def check_worker_leases(self, snapshot: Snapshot) -> None:
         """The registry lists each running task's one lease, under the worker holding it."""

@@ -64,6 +64,16 @@ def test_claim_walks_only_the_due_partial_index(db_path: Path) -> None:
     assert any("(id=?)" in d for d in one + many), (one, many)
 
 
+def test_queue_depths_read_index_ranges_only(db_path: Path) -> None:
+    """A metrics scrape must not grow with finished tasks: every read of `tasks` is a
+    search of an index that holds only the states it counts, never a scan."""
+    details = plan(db_path, "queue_depths", {"now": 0})
+    reads = [d for d in details if d.startswith(("SEARCH tasks", "SCAN tasks"))]
+    assert len(reads) == 7, details
+    assert all(d.startswith("SEARCH tasks USING COVERING INDEX") for d in reads), details
+    assert all("queue=?" in d for d in reads), details
+
+
 def test_listing_a_queue_state_walks_its_index(db_path: Path) -> None:
     sql = load_queries("sqlite")["task_list_queue_state"]
     params = {

@@ -48,6 +48,25 @@ SELECT queue, state, count(*) FROM tasks GROUP BY queue, state;
 SELECT queue, count(*), min(run_at) FROM tasks
 WHERE state = 'queued' AND run_at <= :now GROUP BY queue;
 
+-- name: queue_depths
+-- Per queue, for /metrics: tasks queued (all, and due now), running and dead, and the
+-- earliest run_at of a queued task. Each count is a range of an index and the earliest
+-- run_at one probe of tasks_due per priority, so a scrape costs in proportion to the
+-- work waiting, not to the finished tasks kept for retention.
+SELECT q.name, q.paused,
+    (SELECT count(*) FROM tasks WHERE queue = q.name AND state = 'queued'),
+    (SELECT count(*) FROM tasks WHERE queue = q.name AND state = 'queued' AND run_at <= :now),
+    (SELECT count(*) FROM tasks WHERE queue = q.name AND state = 'running'),
+    (SELECT count(*) FROM tasks WHERE queue = q.name AND state = 'dead'),
+    (SELECT min(earliest) FROM (
+        SELECT min(run_at) AS earliest FROM tasks
+        WHERE queue = q.name AND state = 'queued' AND priority = 0
+        UNION ALL
+        SELECT min(run_at) FROM tasks WHERE queue = q.name AND state = 'queued' AND priority = 1
+        UNION ALL
+        SELECT min(run_at) FROM tasks WHERE queue = q.name AND state = 'queued' AND priority = 2))
+FROM queues AS q ORDER BY q.name;
+
 -- name: queue_next_due
 SELECT min(next_run_at) FROM (
     SELECT min(run_at) AS next_run_at FROM tasks WHERE queue = :queue AND state = 'queued' AND priority = 0
