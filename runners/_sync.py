@@ -80,6 +80,16 @@ def blocking(
 _EXHAUSTED: Any = object()
 
 
+async def _close(iterator: AsyncIterator[Any]) -> None:
+    # After Ctrl-C the item being fetched is still being cancelled on the loop; closing
+    # the generator before that settles raises "asynchronous generator is already running".
+    while getattr(iterator, "ag_running", False):
+        await asyncio.sleep(0)
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 async def _next_item(iterator: AsyncIterator[T]) -> T:
     # StopAsyncIteration cannot travel through a concurrent Future reliably: use a sentinel.
     try:
@@ -100,8 +110,7 @@ def blocking_iterator(
             while (item := self._loop_thread.run(_next_item(iterator))) is not _EXHAUSTED:
                 yield item
         finally:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None and not self._loop_thread.closed:
-                self._loop_thread.run(aclose())
+            if not self._loop_thread.closed:
+                self._loop_thread.run(_close(iterator))
 
     return iterate

@@ -4,9 +4,12 @@ stream of a real server, replaying from an event id, and filtering by queue."""
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import subprocess
-from typing import Any
+import threading
+import time
+from typing import IO, Any
 
 from .harness import ServerFactory, clean_env, console_script
 
@@ -48,28 +51,44 @@ def test_tail_replays_from_an_id_and_filters_by_queue(start_server: ServerFactor
     assert f"shown  {task['id']}  cancelled  attempt 0  #3" in lines[2]
 
 
+def line_reader(stream: IO[str]) -> queue.Queue[str]:
+    """The lines of a child's output as they come, on a queue (read on a thread)."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
+    return lines
+
+
 def test_tail_follows_changes_until_interrupted(start_server: ServerFactory) -> None:
     # Streams end every 0.5 s: following across several of them must lose nothing.
     server = start_server(long_poll_max_seconds=0.5)
-    tail = subprocess.Popen(
-        [str(console_script()), "tail", "-o", "json"],
+    with server.client() as http:
+        # Where the stream stands now (the opening's id), so nothing is missed however
+        # long the command takes to connect.
+        now = http.get("/v1/events", params={"wait_seconds": 0}).text.split("id: ")[1].split()[0]
+    with subprocess.Popen(
+        [str(console_script()), "tail", "-o", "json", "--after", now],
         env=clean_env({"TASKGATE_URL": server.base_url, "TASKGATE_TOKEN": server.token}),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert tail.stdout is not None
-        with server.client() as http:
-            created = [
-                http.post("/v1/queues/live/tasks", json={"type": "t"}).json()["id"]
-                for _ in range(3)
-            ]
-        seen = [json.loads(tail.stdout.readline()) for _ in range(3)]
-    finally:
-        tail.send_signal(signal.SIGINT)
-        _, stderr = tail.communicate(timeout=CLI_TIMEOUT_S)
+    ) as tail:
+        assert tail.stdout is not None and tail.stderr is not None
+        lines = line_reader(tail.stdout)
+        try:
+            with server.client() as http:
+                created = []
+                for _ in range(3):
+                    created.append(
+                        http.post("/v1/queues/live/tasks", json={"type": "t"}).json()["id"]
+                    )
+                    time.sleep(0.4)  # spread over several of the server's 0.5 s streams
+            seen = [json.loads(lines.get(timeout=30)) for _ in range(3)]
+        finally:
+            tail.send_signal(signal.SIGINT)
+            tail.wait(timeout=CLI_TIMEOUT_S)
+        errors = tail.stderr.read()
 
     assert [(e["task_id"], e["state"]) for e in seen] == [(i, "queued") for i in created]
-    assert tail.returncode == 130, stderr
+    assert tail.returncode == 130
+    assert errors == "taskgate: interrupted\n"  # and no traceback

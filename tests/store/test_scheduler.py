@@ -12,6 +12,7 @@ import pytest
 
 from app.core.clock import FixedClock, format_ms, parse_rfc3339_ms
 from app.core.models import TaskFilter
+from app.metrics.instruments import Metrics
 from app.service.scheduler import Scheduler
 from app.service.schedules import ScheduleService
 from app.service.tasks import TaskLimits, TaskService
@@ -189,9 +190,8 @@ async def test_a_refused_task_is_logged_and_the_schedule_moves_on(
     await schedules.create(body(cron="* * * * *"))
     # Someone submitted their own task under the key of the 00:01 fire time.
     key = "schedule:s:1767225660000"
-    submitted = await TaskService(store, Waiters(), clock, TaskLimits()).submit(
-        "q", {"type": "mine", "idempotency_key": key}, None
-    )
+    tasks = TaskService(store, Waiters(), clock, TaskLimits(), Metrics.in_process())
+    submitted = await tasks.submit("q", {"type": "mine", "idempotency_key": key}, None)
     clock.advance(30)
     with caplog.at_level(logging.ERROR, logger="taskgate.scheduler"):
         assert await scheduler.fire_due_once() == 0
