@@ -30,6 +30,7 @@ from app.auth.jwks import JwksError
 from app.auth.setup import build_verifier
 from app.core.clock import Clock, SystemClock
 from app.core.models import QueueConfig, RetryPolicy
+from app.dashboard.routes import dashboard_routes
 from app.dispatch.ssrf import AllowList
 from app.dispatch.webhooks import Dispatcher
 from app.metrics.instruments import Metrics
@@ -260,7 +261,7 @@ def create_app(
         docs_auth=settings.docs_auth,
     )
     app = Starlette(
-        routes=api_routes.routes,
+        routes=[*api_routes.routes, *dashboard_routes()],
         middleware=[
             Middleware(RequestIdMiddleware, operations=api_routes.operations, metrics=metrics)
         ],
