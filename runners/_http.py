@@ -129,11 +129,13 @@ class Session:
 
 
 def _json_of(response: httpx.Response) -> Any:
-    """The JSON body of a 2xx answer.
+    """The JSON body of a 2xx answer (None for 204 No Content).
 
     Raises:
         ApiError: the body is not JSON (say, a captive portal or a misrouted proxy).
     """
+    if response.status_code == 204:
+        return None
     try:
         return response.json()
     except ValueError as exc:

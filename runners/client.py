@@ -54,6 +54,7 @@ from .models import (
     WorkItemResult,
 )
 from .queues import Delivery, Queue, WebhookPatch
+from .schedules import Schedule
 
 # The server caps a long-poll at 25 s by default; asking for more only wastes a round trip.
 DEFAULT_POLL_SECONDS = 25.0
@@ -257,6 +258,88 @@ class AsyncClient:
             read_timeout=self._session.timeout,
         ):
             yield item
+
+    # -- schedules ------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        schedule_id: str,
+        *,
+        cron: str,
+        queue: str,
+        task: Mapping[str, JSON],
+        timezone: str | None = None,
+        missed: str | None = None,
+        max_catch_up: int | None = None,
+        paused: bool | None = None,
+    ) -> Schedule:
+        """Create a schedule (`task` is the task template: type, payload, priority, …).
+
+        Raises:
+            Conflict (the id is taken), BadRequest (e.g. an unreadable cron or time zone).
+        """
+        body: dict[str, JSON] = {
+            "id": schedule_id,
+            "cron": cron,
+            "queue": queue,
+            "task": dict(task),
+        }
+        optional = {"timezone": timezone, "missed": missed, "max_catch_up": max_catch_up}
+        body.update({key: value for key, value in optional.items() if value is not None})
+        if paused is not None:
+            body["paused"] = paused
+        data = await self._session.request("POST", "/v1/schedules", body=body, repeatable=False)
+        return Schedule.from_json(data)
+
+    async def iter_schedules(self) -> AsyncIterator[Schedule]:
+        """Every schedule the token may see, by id (pages fetched as needed)."""
+        cursor: str | None = None
+        while True:
+            params = {} if cursor is None else {"cursor": cursor}
+            data = await self._session.request("GET", "/v1/schedules", params=params)
+            for item in data["schedules"]:
+                yield Schedule.from_json(item)
+            cursor = data["next_cursor"]
+            if cursor is None or not data["schedules"]:
+                return
+
+    async def get_schedule(self, schedule_id: str) -> Schedule:
+        """The schedule. Raises: NotFound."""
+        data = await self._session.request("GET", f"/v1/schedules/{segment(schedule_id)}")
+        return Schedule.from_json(data)
+
+    async def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        cron: str | None = None,
+        timezone: str | None = None,
+        queue: str | None = None,
+        task: Mapping[str, JSON] | None = None,
+        missed: str | None = None,
+        max_catch_up: int | None = None,
+        paused: bool | None = None,
+    ) -> Schedule:
+        """Change the fields given (the others stay). Raises: NotFound, BadRequest."""
+        changes = {
+            "cron": cron,
+            "timezone": timezone,
+            "queue": queue,
+            "task": None if task is None else dict(task),
+            "missed": missed,
+            "max_catch_up": max_catch_up,
+            "paused": paused,
+        }
+        data = await self._session.request(
+            "PATCH",
+            f"/v1/schedules/{segment(schedule_id)}",
+            body={key: value for key, value in changes.items() if value is not None},
+        )
+        return Schedule.from_json(data)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Delete the schedule (tasks it already submitted stay). Raises: NotFound."""
+        await self._session.request("DELETE", f"/v1/schedules/{segment(schedule_id)}")
 
     async def cancel(self, task_id: str) -> Task:
         """Cancel a queued task, or ask the worker of a running one to stop.
@@ -565,6 +648,11 @@ class Client:
     list_tasks = blocking(AsyncClient.list_tasks)
     iter_tasks = blocking_iterator(AsyncClient.iter_tasks)
     events = blocking_iterator(AsyncClient.events)
+    create_schedule = blocking(AsyncClient.create_schedule)
+    iter_schedules = blocking_iterator(AsyncClient.iter_schedules)
+    get_schedule = blocking(AsyncClient.get_schedule)
+    update_schedule = blocking(AsyncClient.update_schedule)
+    delete_schedule = blocking(AsyncClient.delete_schedule)
     cancel = blocking(AsyncClient.cancel)
     claim = blocking(AsyncClient.claim)
     heartbeat = blocking(AsyncClient.heartbeat)

@@ -17,6 +17,7 @@ from app.cli.dead import add_dead_commands
 from app.cli.options import add_settings_flags, settings_from_args
 from app.cli.queues import add_queue_commands
 from app.cli.remote import connection_flags, run_remote
+from app.cli.schedules import add_schedule_commands
 from app.cli.tail import add_tail_command
 from app.cli.tasks import add_task_commands
 from app.cli.token import add_token_arguments, create_token
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dead_commands(commands, remote_parents)
     add_worker_commands(commands, remote_parents)
     add_tail_command(commands, remote_parents)
+    add_schedule_commands(commands, remote_parents)
     return parser
 
 
