@@ -187,7 +187,9 @@ def create_app(
         metrics,
         event_retention_s=settings.event_retention_seconds,
     )
-    scheduler = Scheduler(store, waiters, clock, settings.schedule_interval_seconds)
+    scheduler = Scheduler(
+        store, waiters, clock, settings.schedule_interval_seconds, metrics=metrics
+    )
     verifier = build_verifier(settings)
     limiter = rate_limiter(settings)
     guard = Guard(verifier, limiter)

@@ -17,6 +17,7 @@ from app.core.cron import parse_cron, parse_zone
 from app.core.errors import TaskgateError
 from app.core.firing import grace_ms, plan_fires
 from app.core.models import FireOrder, FireOutcome, Schedule, SubmitOutcome
+from app.metrics.instruments import Metrics
 from app.service.submission import build_new_task
 from app.service.waiters import Waiters, queue_key
 from app.store.base import Store
@@ -36,8 +37,16 @@ def idempotency_key(schedule_id: str, fire_ms: int) -> str:
 class Scheduler:
     """Fires due schedules; safe to run in every process at once."""
 
-    def __init__(self, store: Store, waiters: Waiters, clock: Clock, interval_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        waiters: Waiters,
+        clock: Clock,
+        interval_s: float,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._waiters = waiters
         self._clock = clock
         self.interval_s = interval_s
@@ -125,6 +134,8 @@ class Scheduler:
                     )
             if fresh and queue is not None:
                 self._waiters.notify(queue_key(queue), count=fresh)
+                if self._metrics is not None:
+                    self._metrics.tasks_submitted(queue, fresh)
             log.debug("schedule %r fired %d task(s)", order.schedule_id, fresh)
             created += fresh
         return created

@@ -219,3 +219,17 @@ async def test_a_schedule_this_host_cannot_read_is_logged_once_and_others_fire(
         assert await scheduler.fire_due_once() == 1
     assert caplog.text.count("schedule 'elsewhere' cannot fire on this host") == 1
     assert len(await run_times(store)) == 2
+
+
+async def test_scheduled_tasks_count_as_submitted(store: Store) -> None:
+    clock = FixedClock(parse_rfc3339_ms("2026-01-01T00:00:00.500Z"))
+    metrics = Metrics.in_process()
+    scheduler = Scheduler(store, Waiters(), clock, 1.0, metrics=metrics)
+    await ScheduleService(store, clock).create(body(cron="* * * * * *"))
+    clock.advance(2)
+
+    created = await scheduler.fire_due_once()
+
+    scrape = metrics.render([], clock.now_ms()).decode()
+    assert created >= 1
+    assert f'taskgate_tasks_submitted_total{{queue="q"}} {float(created)}' in scrape
