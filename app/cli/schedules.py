@@ -7,7 +7,7 @@ import argparse
 from rich.console import RenderableType
 
 from app.cli.output import Output, compact_json, fields_table, grid, short_time
-from app.cli.remote import EXIT_OK, Subcommands, remote_command
+from app.cli.remote import EXIT_OK, RemoteHandler, Subcommands, remote_command
 from app.cli.values import json_value, positive_int
 from runners import Client
 from runners.schedules import Schedule
@@ -82,16 +82,15 @@ def create_schedule(client: Client, args: argparse.Namespace, output: Output) ->
     return EXIT_OK
 
 
-def pause_schedule(client: Client, args: argparse.Namespace, output: Output) -> int:
-    schedule = client.update_schedule(args.schedule_id, paused=True)
-    output.show(schedule, lambda: schedule_fields(schedule))
-    return EXIT_OK
+def pausing(paused: bool) -> RemoteHandler:
+    """The handler of `schedules pause` (True) or `schedules resume` (False)."""
 
+    def set_paused(client: Client, args: argparse.Namespace, output: Output) -> int:
+        schedule = client.update_schedule(args.schedule_id, paused=paused)
+        output.show(schedule, lambda: schedule_fields(schedule))
+        return EXIT_OK
 
-def resume_schedule(client: Client, args: argparse.Namespace, output: Output) -> int:
-    schedule = client.update_schedule(args.schedule_id, paused=False)
-    output.show(schedule, lambda: schedule_fields(schedule))
-    return EXIT_OK
+    return set_paused
 
 
 def delete_schedule(client: Client, args: argparse.Namespace, output: Output) -> int:
@@ -113,8 +112,8 @@ def add_schedule_commands(commands: Subcommands, parents: list[argparse.Argument
     remote_command(actions, "list", list_schedules, parents=parents, help="the schedules, by id")
     for name, handler, text in (
         ("show", show_schedule, "one schedule"),
-        ("pause", pause_schedule, "stop firing until resumed (missed fire times are skipped)"),
-        ("resume", resume_schedule, "fire again from the next fire time"),
+        ("pause", pausing(True), "stop firing until resumed (missed fire times are skipped)"),
+        ("resume", pausing(False), "fire again from the next fire time"),
         ("delete", delete_schedule, "delete it (tasks it already submitted stay)"),
     ):
         parser = remote_command(actions, name, handler, parents=parents, help=text)

@@ -96,28 +96,12 @@ def test_submit_one_task_with_its_options(
 ) -> None:
     payload_file = tmp_path / "payload.json"
     payload_file.write_text(json.dumps({"to": "ada@example.com", "n": [1, 2]}))
-    submitted = taskgate(
-        server,
-        "submit",
-        queue,
-        "email.send",
-        "--payload",
-        f"@{payload_file}",
-        "--priority",
-        "high",
-        "--tag",
-        "welcome",
-        "--tag",
-        "eu",
-        "--max-attempts",
-        "3",
-        "--delay-seconds",
-        "3600",
-        "--idempotency-key",
-        "welcome-ada",
-        "-o",
-        "json",
+    welcome = (
+        *("submit", queue, "email.send", "--payload", f"@{payload_file}"),
+        *("--priority", "high", "--tag", "welcome", "--tag", "eu", "--max-attempts", "3"),
+        *("--delay-seconds", "3600", "--idempotency-key", "welcome-ada"),
     )
+    submitted = taskgate(server, *welcome, "-o", "json")
     task = ok_json(submitted)
     assert task["queue"] == queue and task["type"] == "email.send"
     assert task["payload"] == {"to": "ada@example.com", "n": [1, 2]}
@@ -128,27 +112,7 @@ def test_submit_one_task_with_its_options(
         stored = http.get(f"/v1/tasks/{task['id']}").json()
     assert stored["payload"] == task["payload"] and stored["idempotency_key"] == "welcome-ada"
 
-    replay = taskgate(
-        server,
-        "submit",
-        queue,
-        "email.send",
-        "--payload",
-        f"@{payload_file}",
-        "--priority",
-        "high",
-        "--tag",
-        "welcome",
-        "--tag",
-        "eu",
-        "--max-attempts",
-        "3",
-        "--delay-seconds",
-        "3600",
-        "--idempotency-key",
-        "welcome-ada",
-        "--quiet",
-    )
+    replay = taskgate(server, *welcome, "--quiet")
     assert replay.returncode == 0, replay.stderr
     assert replay.stdout == f"{task['id']}\n", "a replay answers with the first task's id"
 
