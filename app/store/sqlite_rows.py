@@ -10,7 +10,9 @@ import orjson
 from app.core.models import (
     Delivery,
     DeliveryConfig,
+    NewTask,
     Priority,
+    QueueConfig,
     QueueOverrides,
     RetryPatch,
     RetryPolicy,
@@ -201,4 +203,53 @@ def event_from_row(row: Any) -> TaskEvent:
         task_id=task_id,
         state=TaskState(state),
         attempts=attempts,
+    )
+
+
+# The columns of one row of `task_insert_many`, in order.
+InsertValues = tuple[str, str, str, str, int, int, str | None, int, int, str]
+
+
+def insert_values(new: NewTask, config: QueueConfig) -> InsertValues:
+    """One row of `task_insert_many`: the task with the queue's defaults filled in."""
+    return (
+        new.id,
+        new.queue,
+        new.type,
+        new.payload_json,
+        int(new.priority),
+        new.max_attempts or config.max_attempts,
+        retry_to_json(new.retry.apply_to(config.retry) if new.retry else None),
+        new.lease_seconds or config.lease_seconds,
+        new.run_at_ms,
+        orjson.dumps(list(new.tags)).decode(),
+    )
+
+
+def inserted_task(new: NewTask, config: QueueConfig, now_ms: int) -> Task:
+    """The task as `task_insert_many` stored it (what RETURNING would have read back)."""
+    return Task(
+        id=new.id,
+        queue=new.queue,
+        type=new.type,
+        payload_json=new.payload_json,
+        priority=new.priority,
+        state=TaskState.queued,
+        attempts=0,
+        max_attempts=new.max_attempts or config.max_attempts,
+        retry=new.retry.apply_to(config.retry) if new.retry else None,
+        lease_seconds=new.lease_seconds or config.lease_seconds,
+        run_at_ms=new.run_at_ms,
+        created_at_ms=now_ms,
+        updated_at_ms=now_ms,
+        started_at_ms=None,
+        finished_at_ms=None,
+        lease_token=None,
+        lease_expires_at_ms=None,
+        worker_id=None,
+        cancel_requested=False,
+        result_json=None,
+        errors_json="[]",
+        idempotency_key=None,
+        tags=new.tags,
     )
