@@ -55,14 +55,16 @@ def dashboard_routes() -> list[BaseRoute]:
     async def workers(request: Request) -> Response:
         return render(request, "workers.html", "workers", "Workers")
 
-    # SCHEDULES: a /dashboard/schedules page joins here once GET /v1/schedules exists
-    # (issue 6, the schedules slice); base.html and pages.js mark where it plugs in.
+    async def schedules(request: Request) -> Response:
+        return render(request, "schedules.html", "schedules", "Schedules")
+
     return [
         Route(PREFIX, overview, name="dashboard"),
         Route(f"{PREFIX}/queues/{{queue}}", queue, name="dashboard-queue"),
         Route(f"{PREFIX}/queues/{{queue}}/dead", dead_letters, name="dashboard-dead"),
         Route(f"{PREFIX}/tasks/{{task_id}}", task, name="dashboard-task"),
         Route(f"{PREFIX}/workers", workers, name="dashboard-workers"),
+        Route(f"{PREFIX}/schedules", schedules, name="dashboard-schedules"),
         Mount(
             f"{PREFIX}/static",
             app=StaticFiles(packages=[("app.dashboard", "static")]),

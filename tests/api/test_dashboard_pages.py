@@ -12,6 +12,7 @@ PAGES = [
     "/dashboard/queues/emails/dead",
     "/dashboard/tasks/01M91ZGRMZQJ519AVS1E1XS4FP",
     "/dashboard/workers",
+    "/dashboard/schedules",
 ]
 
 

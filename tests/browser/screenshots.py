@@ -27,6 +27,7 @@ PAGES = {
     "task": "#timeline li",
     "dead": "#dead tbody tr",
     "workers": "tr[data-worker='worker-1']",
+    "schedules": "tr[data-schedule='nightly-report']",
 }
 
 
@@ -62,6 +63,25 @@ def populate(http: httpx.Client) -> dict[str, str]:
     make_dead(http, "flaky", "550 no such recipient", type="email.send", payload={"to": "x@y.z"})
     make_dead(http, "flaky", "timed out after 30 s", type="webhook.call", payload={"id": 9})
     http.post("/v1/queues/emails/claim", json={"worker_id": "worker-2", "max_tasks": 2})
+    for schedule in (
+        {
+            "id": "nightly-report",
+            "cron": "30 2 * * *",
+            "timezone": "Europe/Berlin",
+            "queue": "reports",
+            "task": {"type": "report.build", "payload": {"kind": "daily"}},
+        },
+        {
+            "id": "heartbeat-probe",
+            "cron": "*/15 * * * * *",
+            "queue": "probes",
+            "task": {"type": "probe.ping"},
+            "missed": "skip",
+        },
+    ):
+        created = http.post("/v1/schedules", json=schedule)
+        assert created.status_code == 201, created.text
+    http.patch("/v1/schedules/heartbeat-probe", json={"paused": True})
     return {"task": shown["id"]}
 
 
@@ -91,6 +111,7 @@ def take_screenshots(browser: Browser, server: ServerProcess, out_dir: Path) -> 
         "task": f"/dashboard/tasks/{ids['task']}",
         "dead": "/dashboard/queues/flaky/dead",
         "workers": "/dashboard/workers",
+        "schedules": "/dashboard/schedules",
     }
     written = []
     for name, loaded in PAGES.items():

@@ -22,7 +22,7 @@ PHONE = {"width": 390, "height": 844}
 # Long enough for a refresh after an event (~0.3 s), and below the pages' 10 s poll: only
 # the event stream can bring a change in time.
 LIVE_TIMEOUT_MS = 5_000
-REFUSAL = re.compile(r"Failed to load resource: .* status of 40[13] ")
+REFUSAL = re.compile(r"Failed to load resource: .* status of (40[1349]|422) ")
 
 
 def _missing(message: str) -> None:
@@ -66,7 +66,8 @@ class PageProblems:
         page.on("pageerror", lambda error: self.messages.append(f"uncaught: {error}"))
 
     def _console(self, message: Any) -> None:
-        # Refusals (401, 403) are answers the dashboard shows; the tests check its words.
+        # Refusals (401, 403, 404, 409, 422) are answers the dashboard shows; the tests
+        # check its words.
         if message.type == "error" and not REFUSAL.match(message.text):
             self.messages.append(message.text)
 

@@ -176,6 +176,7 @@ def test_screenshots_of_the_main_pages(browser: Browser, tmp_path: Path) -> None
         "dashboard-task.png": (1280, 800),
         "dashboard-dead.png": (1280, 800),
         "dashboard-workers.png": (1280, 800),
+        "dashboard-schedules.png": (1280, 800),
         "dashboard-phone.png": (390, 844),
     }
 

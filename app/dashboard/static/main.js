@@ -5,6 +5,7 @@ import { TaskEvents } from "./events.js";
 import { createDeadPage } from "./page-dead.js";
 import { createOverviewPage } from "./page-overview.js";
 import { createQueuePage } from "./page-queue.js";
+import { createSchedulesPage } from "./page-schedules.js";
 import { createTaskPage } from "./page-task.js";
 import { createWorkersPage } from "./page-workers.js";
 import { ApiError, api, currentToken, forgetSession, keepToken, tokenClaims } from "./session.js";
@@ -17,7 +18,7 @@ const PAGES = {
   task: createTaskPage,
   dead: createDeadPage,
   workers: createWorkersPage,
-  // SCHEDULES: schedules: createSchedulesPage, once GET /v1/schedules exists (issue 6).
+  schedules: createSchedulesPage,
 };
 
 // What every page controller gets: where to report, and the shared throughput counts.

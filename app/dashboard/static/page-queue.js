@@ -91,14 +91,16 @@ export function createQueuePage(data, context) {
     event.preventDefault();
     const text = $("#search").value.trim();
     if (TASK_ID.test(text)) {
+      // Crockford's base 32 reads the same in either case; ids are stored upper case.
+      const id = text.toUpperCase();
       try {
-        await api(`/v1/tasks/${encodeURIComponent(text)}`);
-        window.location.assign(`/dashboard/tasks/${encodeURIComponent(text)}`);
+        await api(`/v1/tasks/${encodeURIComponent(id)}`);
+        window.location.assign(`/dashboard/tasks/${encodeURIComponent(id)}`);
       } catch (error) {
         announce(
           error instanceof ApiError && error.status === 404
-            ? `No task ${text} (or not one your token may see).`
-            : refusalMessage(error, `open task ${text}`),
+            ? `No task ${id} (or not one your token may see).`
+            : refusalMessage(error, `open task ${id}`),
         );
       }
       return;
@@ -118,7 +120,7 @@ export function createQueuePage(data, context) {
     $("#filters").addEventListener("submit", search);
     $("#first-page").addEventListener("click", () => {
       cursor = null;
-        loadTasks();
+      loadTasks();
     });
     await Promise.all([loadQueue(), loadTasks()]);
   }

@@ -1,11 +1,13 @@
-// One task: its facts, payload, result, attempts with their errors and timing, and a
+// One task: its facts, payload, result, attempts with their errors and timing, a
 // timeline built from the task's own timestamps (the API keeps no per-task history
-// beyond them and the errors; the event stream only retains an hour).
+// beyond them and the errors; the event stream only retains an hour), and cancel.
 
 import { ApiError, api, refusalMessage } from "./session.js";
 import {
   $,
+  announce,
   between,
+  clearNotice,
   duration,
   el,
   prettyJson,
@@ -35,8 +37,43 @@ function timeline(task) {
   return moments;
 }
 
+// What the cancel button offers: a queued task is cancelled at once, a running one is
+// asked to stop (its worker sees the request in its next heartbeat).
+function cancelOffer(task) {
+  if (task.state === "queued") return { label: "Cancel task", question: "Cancel this task?" };
+  if (task.state === "running" && !task.cancel_requested) {
+    return {
+      label: "Request cancel",
+      question: "Ask the worker running this task to stop? It sees the request at its next heartbeat.",
+    };
+  }
+  return null;
+}
+
 export function createTaskPage(data, context) {
   const id = data.task;
+  let offer = null;
+
+  async function cancel() {
+    if (!offer || !window.confirm(offer.question)) return;
+    const button = $("#cancel");
+    button.disabled = true;
+    try {
+      const task = await api(`/v1/tasks/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+      clearNotice();
+      announce(
+        task.state === "cancelled"
+          ? `Task ${id} is cancelled.`
+          : `Cancel requested: the worker of task ${id} is asked to stop.`,
+        "ok",
+      );
+    } catch (error) {
+      context.fail(error, refusalMessage(error, `cancel task ${id}`));
+    } finally {
+      button.disabled = false;
+    }
+    await load();
+  }
 
   async function load() {
     let task;
@@ -66,7 +103,11 @@ export function createTaskPage(data, context) {
       ...fact("Lease expires", when(task.lease_expires_at)),
       ...fact("Ran for", duration(between(task.started_at, task.finished_at))),
       ...fact("Idempotency key", task.idempotency_key || "—"),
+      ...(task.cancel_requested && task.state === "running" ? fact("Cancel", "requested") : []),
     );
+    offer = cancelOffer(task);
+    $("#cancel").hidden = offer === null;
+    if (offer) $("#cancel").textContent = offer.label;
     $("#payload").textContent = prettyJson(task.payload);
     $("#result").textContent = prettyJson(task.result);
     replaceRows(
@@ -104,6 +145,7 @@ export function createTaskPage(data, context) {
     );
   }
 
+  $("#cancel").addEventListener("click", cancel);
   const refresh = throttled(load);
   return {
     load,
