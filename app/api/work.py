@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.responses import Response
@@ -9,10 +10,11 @@ from starlette.responses import Response
 from app.api.http import JSONResponse, RequestContext
 from app.api.problems import describe_error, error_extra, problem_body
 from app.api.render import task_json, worker_json
+from app.auth.principal import Principal
 from app.core.clock import format_ms
 from app.core.errors import LeaseLost, NotFound, TaskgateError
 from app.core.jsontext import dump_json
-from app.core.models import ErrorReport, FailOrder, Task
+from app.core.models import ErrorReport, FailOrder, Task, WorkerInfo
 
 
 async def claim_tasks(ctx: RequestContext) -> Response:
@@ -74,9 +76,20 @@ async def list_workers(ctx: RequestContext) -> Response:
     settings = ctx.request.app.state.settings
     clock = ctx.request.app.state.clock
     workers = await ctx.services.queues.workers()
+    if ctx.principal.restricted:
+        workers = [w for w in (_narrowed(w, ctx.principal) for w in workers) if w.queues]
     now_ms = clock.now_ms()
     alive_ms = settings.worker_alive_seconds * 1000
     return JSONResponse({"workers": [worker_json(w, now_ms, alive_ms) for w in workers]})
+
+
+def _narrowed(worker: WorkerInfo, principal: Principal) -> WorkerInfo:
+    """The worker as a queue-limited token may see it: its allowed queues and leases."""
+    return replace(
+        worker,
+        queues=tuple(q for q in worker.queues if principal.allows_queue(q)),
+        leases=tuple(lease for lease in worker.leases if principal.allows_queue(lease.queue)),
+    )
 
 
 def _report(reported: dict[str, Any] | None) -> ErrorReport:

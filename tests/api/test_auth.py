@@ -247,6 +247,36 @@ async def test_queue_patterns_limit_what_a_token_sees(make_settings: SettingsFac
         assert task["state"] == "queued"
 
 
+async def test_a_queue_limited_token_sees_only_its_workers_queues_and_leases(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings()
+    admin = {"Authorization": f"Bearer {admin_token(settings)}"}
+    limited = {
+        "Authorization": "Bearer "
+        + admin_token(settings, ("queues:admin",), queues=["emails"], subject="mailroom")
+    }
+    async with running_app(create_app(settings), admin_token(settings)) as client:
+        for queue in ("emails", "secret"):
+            await client.post(f"/v1/queues/{queue}/tasks", json={"type": "t"})
+        # "both" works both queues, "hidden" only the one the limited token may not see.
+        for worker, queue in (("both", "emails"), ("both", "secret"), ("hidden", "secret")):
+            claimed = await client.post(f"/v1/queues/{queue}/claim", json={"worker_id": worker})
+            assert claimed.status_code == 200, claimed.text
+
+        everything = (await client.get("/v1/workers", headers=admin)).json()["workers"]
+        seen = (await client.get("/v1/workers", headers=limited)).json()["workers"]
+
+    assert {w["id"]: sorted(w["queues"]) for w in everything} == {
+        "both": ["emails", "secret"],
+        "hidden": ["secret"],
+    }
+    (both,) = seen
+    assert both["id"] == "both" and both["queues"] == ["emails"]
+    assert [lease["queue"] for lease in both["leases"]] == ["emails"]
+    assert both["in_flight"] == 1
+
+
 async def test_the_secret_file_is_private_and_created_once(make_settings: SettingsFactory) -> None:
     settings = make_settings()
     async with running_app(create_app(settings)):
