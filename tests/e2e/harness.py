@@ -82,8 +82,9 @@ def mint_test_token(
     return mint_token(key, rules, subject, list(scopes), ttl_s, list(queues) if queues else None)
 
 
-def _group_has_live_members(pgid: int) -> bool:
-    """Whether a non-zombie process still belongs to process group `pgid` (Linux /proc)."""
+def group_members(pgid: int) -> set[int]:
+    """The pids of the live (non-zombie) processes of process group `pgid` (Linux /proc)."""
+    members: set[int] = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -95,16 +96,30 @@ def _group_has_live_members(pgid: int) -> bool:
         fields = stat[stat.rfind(")") + 2 :].split()
         state, group = fields[0], int(fields[2])
         if group == pgid and state not in ("Z", "X"):
-            return True
-    return False
+            members.add(int(entry.name))
+    return members
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    """Whether a non-zombie process still belongs to process group `pgid`."""
+    return bool(group_members(pgid))
 
 
 class ServerProcess:
     """One `taskgate serve` process (uvicorn, or a gunicorn master with its workers)."""
 
     def __init__(
-        self, database: Path, log_dir: Path, name: str, settings: Mapping[str, Any]
+        self,
+        database: Path,
+        log_dir: Path,
+        name: str,
+        settings: Mapping[str, Any],
+        *,
+        port: int = 0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """`port` 0 picks a fresh free port at every start; another value is kept across
+        restarts (a proxy in front names it). `env` adds variables (TASKGATE_* included)."""
         self.database = database
         self.name = name
         self.settings = dict(settings)
@@ -113,7 +128,9 @@ class ServerProcess:
         self._log_file: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._runs = 0
-        self.port = 0
+        self._fixed_port = port
+        self._env = dict(env or {})
+        self.port = port
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -133,6 +150,11 @@ class ServerProcess:
         return self._process.pid
 
     @property
+    def runs(self) -> int:
+        """How many times this server was started (1 after the first start)."""
+        return self._runs
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -150,24 +172,28 @@ class ServerProcess:
         ]
 
     def start(self) -> ServerProcess:
-        """Start on a fresh free port and return once /healthz answers."""
+        """Start (on a fresh free port unless one was fixed); return once /healthz answers."""
+        self.spawn()
+        self.wait_ready()
+        return self
+
+    def spawn(self) -> None:
+        """Start the process and return at once (`wait_ready` waits for /healthz)."""
         assert not self.running, f"{self.name} is already running"
         self._close_log()
         self._runs += 1
-        self.port = free_port()
+        self.port = self._fixed_port or free_port()
         self._log_path = self._log_dir / f"{self.name}-run{self._runs}.log"
         self._log_file = self._log_path.open("wb")
         self._process = subprocess.Popen(
             self.command(),
             cwd=REPO_ROOT,
-            env=clean_env({"TMPDIR": str(self.temp_dir)}),
+            env=clean_env({"TMPDIR": str(self.temp_dir), **self._env}),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready()
-        return self
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Poll /healthz until it answers 200; fail with the server's output if it never does."""
@@ -239,9 +265,15 @@ class ServerProcess:
     # -- I/O ------------------------------------------------------------------------
 
     @property
+    def secret_file(self) -> Path:
+        """The token signing secret: the `auth_secret_file` setting, else next to the database."""
+        configured = self.settings.get("auth_secret_file")
+        return Path(configured) if configured else self.database.parent / "taskgate.secret"
+
+    @property
     def token(self) -> str:
-        """An admin token for this server (signed with the secret next to its database)."""
-        return mint_test_token(self.database.parent / "taskgate.secret")
+        """An admin token for this server (signed with its secret file)."""
+        return mint_test_token(self.secret_file)
 
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate as an admin to this server."""

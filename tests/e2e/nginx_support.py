@@ -5,7 +5,9 @@ unix` (gunicorn, two workers, JSON logs), then nginx in the foreground, in its o
 group, with the deploy config's ports, paths and certificate replaced: free ports on
 127.0.0.1 and a `trustme` CA. It yields a `FrontedServer` (HTTPS and HTTP URLs, the CA,
 the taskgate process, nginx's logs) and tears both down. Tests of behaviour through the
-proxy (rate limits, for one) reuse it with a fixture of their own.
+proxy (rate limits, for one) reuse it with a fixture of their own. The parts are public
+for other deploy configs: `nginx_workspace()` (directory, CA, ports), `localized_config()`
+and `running_nginx()` (tests/e2e/cluster.py puts nginx in front of several TCP nodes).
 
 Run as root, nginx runs as `nobody` with the server's group as an extra group, as in
 production (nginx's user in the taskgate group, socket mode 0660); otherwise as the
@@ -212,26 +214,29 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _replace(text: str, old: str, new: str) -> str:
+def replace_in_config(conf: Path, text: str, old: str, new: str) -> str:
+    """`text` (read from `conf`) with `old` replaced; fails the test if `conf` lacks `old`."""
     if old not in text:
         pytest.fail(
-            f"{DEPLOY_CONF} no longer contains {old!r}, which the nginx test replaces: "
-            "update tests/e2e/nginx_support.py with it"
+            f"{conf} no longer contains {old!r}, which the nginx tests replace: "
+            "update tests/e2e/nginx_support.py (or cluster.py) with it"
         )
     return text.replace(old, new)
 
 
-def site_config(*, http_port: int, https_port: int, socket: Path, nginx_dir: Path) -> str:
-    """deploy/nginx/taskgate.conf with local ports, paths and certificate."""
-    text = DEPLOY_CONF.read_text()
+def localized_config(conf: Path, *, http_port: int, https_port: int, nginx_dir: Path) -> str:
+    """A deploy config with local listen ports, log and webroot paths and test certificate.
+
+    The upstream is left as it is: each caller replaces its own (socket or node addresses).
+    """
+    text = conf.read_text()
     # No IPv6 listeners: the test machine may have no IPv6.
     text, removed = re.subn(r"(?m)^\s*listen \[::\]:\d+[^;]*;\n", "", text)
     if removed != 2:
-        pytest.fail(f"{DEPLOY_CONF}: expected two IPv6 listen lines, found {removed}")
+        pytest.fail(f"{conf}: expected two IPv6 listen lines, found {removed}")
     replacements = {
         "listen 80;": f"listen 127.0.0.1:{http_port};",
         "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
-        "unix:/run/taskgate/taskgate.sock": f"unix:{socket}",
         "/etc/letsencrypt/live/taskgate.example.com/fullchain.pem": str(
             nginx_dir / "tls" / "fullchain.pem"
         ),
@@ -242,8 +247,18 @@ def site_config(*, http_port: int, https_port: int, socket: Path, nginx_dir: Pat
         "/var/www/letsencrypt": str(nginx_dir / "webroot"),
     }
     for old, new in replacements.items():
-        text = _replace(text, old, new)
+        text = replace_in_config(conf, text, old, new)
     return text
+
+
+def site_config(*, http_port: int, https_port: int, socket: Path, nginx_dir: Path) -> str:
+    """deploy/nginx/taskgate.conf with local ports, paths and certificate."""
+    text = localized_config(
+        DEPLOY_CONF, http_port=http_port, https_port=https_port, nginx_dir=nginx_dir
+    )
+    return replace_in_config(
+        DEPLOY_CONF, text, "unix:/run/taskgate/taskgate.sock", f"unix:{socket}"
+    )
 
 
 def main_config(nginx_dir: Path) -> str:
@@ -292,6 +307,66 @@ def _give_to_nginx(path: Path, user: dict[str, Any]) -> None:
         os.chown(entry, user["user"], user["group"])
 
 
+@dataclass
+class NginxWorkspace:
+    """A directory nginx (maybe running as nobody) can use: logs, temp, TLS, webroot."""
+
+    root: Path
+    """Removed at exit; `run/` in it is private to our group (for a Unix socket)."""
+    nginx_dir: Path
+    ca_pem: Path
+    """The test CA that signed nginx's certificate (for 127.0.0.1 and localhost)."""
+    user: dict[str, Any]
+    """Popen arguments that run nginx as nobody when we are root (else empty)."""
+    http_port: int
+    https_port: int
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the test CA (and only it)."""
+        return ssl.create_default_context(cafile=str(self.ca_pem))
+
+    def output(self) -> str:
+        """nginx's own output and error logs, for failure messages."""
+        logs = self.nginx_dir / "logs"
+        return "\n".join(f"--- {name} ---\n{_read(logs / name)}" for name in _NGINX_LOGS)
+
+
+@contextlib.contextmanager
+def nginx_workspace() -> Iterator[NginxWorkspace]:
+    """A fresh workspace with a trustme CA and certificate and two free ports; removed at exit."""
+    user = _as_nginx_user()
+    # Not under pytest's tmp dir: that one is private to root, and nginx may run as nobody.
+    root = Path(tempfile.mkdtemp(prefix="taskgate-nginx-"))
+    try:
+        root.chmod(0o755)
+        (root / "run").mkdir(mode=0o750)  # a socket's directory: our group, nobody else
+        nginx_dir = root / "nginx"
+        for sub in ("logs", "temp", "tls", "webroot"):
+            (nginx_dir / sub).mkdir(parents=True)
+        ca = trustme.CA()
+        _write_certificate(ca, nginx_dir / "tls")
+        ca_pem = nginx_dir / "tls" / "ca.pem"
+        ca.cert_pem.write_to_path(ca_pem)
+        yield NginxWorkspace(
+            root=root,
+            nginx_dir=nginx_dir,
+            ca_pem=ca_pem,
+            user=user,
+            http_port=free_port(),
+            https_port=free_port(),
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 class NginxProcess:
     """nginx in the foreground, in its own process group, its output in a file."""
 
@@ -336,15 +411,37 @@ class NginxProcess:
             self._process.wait()
 
 
-def _wait_until_proxying(front: FrontedServer, nginx: NginxProcess) -> None:
+@contextlib.contextmanager
+def running_nginx(
+    workspace: NginxWorkspace, site: str, upstream_output: Callable[[], str]
+) -> Iterator[NginxProcess]:
+    """nginx serving `site` (a localized config) from `workspace`, proxying /healthz; stopped
+    at exit. `upstream_output` adds the upstream's output to a failure message."""
+    nginx_dir = workspace.nginx_dir
+    (nginx_dir / "taskgate.conf").write_text(site)
+    (nginx_dir / "nginx.conf").write_text(main_config(nginx_dir))
+    _give_to_nginx(nginx_dir, workspace.user)
+    nginx = NginxProcess(nginx_dir, workspace.user)
+    try:
+        nginx.check_config()
+        nginx.start()
+        _wait_until_proxying(workspace, nginx, upstream_output)
+        yield nginx
+    finally:
+        nginx.stop()
+
+
+def _wait_until_proxying(
+    workspace: NginxWorkspace, nginx: NginxProcess, upstream_output: Callable[[], str]
+) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     last_error = "no answer yet"
     while time.monotonic() < deadline:
         if (code := nginx.exited()) is not None:
-            pytest.fail(f"nginx exited with code {code} at start.\n{front.nginx_output()}")
+            pytest.fail(f"nginx exited with code {code} at start.\n{workspace.output()}")
         try:
-            with front.anonymous_client(timeout=1.0) as http:
-                response = http.get("/healthz")
+            with httpx.Client(verify=workspace.ssl_context(), timeout=1.0) as http:
+                response = http.get(f"{workspace.https_url}/healthz")
         except httpx.TransportError as exc:
             last_error = repr(exc)
         else:
@@ -354,7 +451,7 @@ def _wait_until_proxying(front: FrontedServer, nginx: NginxProcess) -> None:
         time.sleep(0.05)
     pytest.fail(
         f"nginx did not proxy /healthz within {READY_TIMEOUT_S} s (last: {last_error}).\n"
-        f"{front.nginx_output()}\n{front.server.output_tail()}"
+        f"{workspace.output()}\n{upstream_output()}"
     )
 
 
@@ -364,52 +461,32 @@ def nginx_in_front(work_dir: Path, **settings: Any) -> Iterator[FrontedServer]:
 
     `settings` (Settings field names) are added to, or override, the server's flags.
     """
-    user = _as_nginx_user()
-    # Not under pytest's tmp dir: that one is private to root, and nginx may run as nobody.
-    shared = Path(tempfile.mkdtemp(prefix="taskgate-nginx-"))
-    shared.chmod(0o755)
-    run_dir = shared / "run"  # the socket's directory: our group may enter, nobody else
-    run_dir.mkdir(mode=0o750)
-    nginx_dir = shared / "nginx"
-    for sub in ("logs", "temp", "tls", "webroot"):
-        (nginx_dir / sub).mkdir(parents=True)
-    ca = trustme.CA()
-    _write_certificate(ca, nginx_dir / "tls")
-    ca_pem = nginx_dir / "tls" / "ca.pem"
-    ca.cert_pem.write_to_path(ca_pem)
-    http_port, https_port = free_port(), free_port()
-    socket_path = run_dir / "taskgate.sock"
-    (nginx_dir / "taskgate.conf").write_text(
-        site_config(
-            http_port=http_port, https_port=https_port, socket=socket_path, nginx_dir=nginx_dir
+    with nginx_workspace() as workspace:
+        socket_path = workspace.root / "run" / "taskgate.sock"
+        site = site_config(
+            http_port=workspace.http_port,
+            https_port=workspace.https_port,
+            socket=socket_path,
+            nginx_dir=workspace.nginx_dir,
         )
-    )
-    (nginx_dir / "nginx.conf").write_text(main_config(nginx_dir))
-    _give_to_nginx(nginx_dir, user)
-
-    server = UnixSocketServer(
-        socket_path,
-        database=work_dir / "taskgate.db",
-        log_dir=work_dir,
-        name="behind-nginx",
-        settings={"workers": 2, "trusted_proxies": "unix", "log_format": "json", **settings},
-    )
-    nginx = NginxProcess(nginx_dir, user)
-    front = FrontedServer(
-        server=server,
-        https_url=f"https://127.0.0.1:{https_port}",
-        http_url=f"http://127.0.0.1:{http_port}",
-        https_port=https_port,
-        ca_pem=ca_pem,
-        nginx_dir=nginx_dir,
-    )
-    try:
-        server.start()
-        nginx.check_config()
-        nginx.start()
-        _wait_until_proxying(front, nginx)
-        yield front
-    finally:
-        nginx.stop()
-        server.stop()
-        shutil.rmtree(shared, ignore_errors=True)
+        server = UnixSocketServer(
+            socket_path,
+            database=work_dir / "taskgate.db",
+            log_dir=work_dir,
+            name="behind-nginx",
+            settings={"workers": 2, "trusted_proxies": "unix", "log_format": "json", **settings},
+        )
+        front = FrontedServer(
+            server=server,
+            https_url=workspace.https_url,
+            http_url=workspace.http_url,
+            https_port=workspace.https_port,
+            ca_pem=workspace.ca_pem,
+            nginx_dir=workspace.nginx_dir,
+        )
+        try:
+            server.start()
+            with running_nginx(workspace, site, server.output_tail):
+                yield front
+        finally:
+            server.stop()

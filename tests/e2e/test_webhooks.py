@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +12,13 @@ import pytest
 from app.dispatch.signing import new_secret
 
 from .harness import (
-    REPO_ROOT,
     ServerFactory,
     ServerProcess,
     assert_problem,
-    clean_env,
     free_port,
     wait_until,
 )
+from .receiver_support import Receiver, run_receiver
 
 FAST_RETRY = {
     "initial_delay_seconds": 0.05,
@@ -33,65 +28,10 @@ FAST_RETRY = {
 }
 
 
-@dataclass
-class Receiver:
-    """The scripted receiver process (tests/e2e/webhook_receiver.py)."""
-
-    url: str
-    secret: str
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    def deliveries(self) -> list[dict[str, Any]]:
-        if not self.log_path.exists():
-            return []
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
-
-    def for_task(self, task_id: str) -> list[dict[str, Any]]:
-        return [entry for entry in self.deliveries() if entry["webhook_id"] == task_id]
-
-
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    port = free_port()
-    secret = new_secret()
-    log_path = tmp_path / "deliveries.jsonl"
-    output = (tmp_path / "receiver.out").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tests.e2e.webhook_receiver:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO_ROOT,
-        env=clean_env({"RECEIVER_SECRET": secret, "RECEIVER_LOG": str(log_path)}),
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/hook"
-
-    def up() -> bool:
-        try:
-            return httpx.post(url, content=b"{}", timeout=1).status_code == 401
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(up, "the webhook receiver to listen")
-        log_path.unlink(missing_ok=True)
-        yield Receiver(url, secret, log_path, process)
-    finally:
-        process.kill()
-        process.wait()
-        output.close()
+    with run_receiver(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
