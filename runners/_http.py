@@ -21,6 +21,9 @@ from .models import Problem
 
 # Answers that mean "nothing was done, come back later".
 RETRY_STATUSES = frozenset({429, 503})
+# A proxy's "the app node did not answer" (bad gateway, gateway timeout): the request may
+# have reached a node and done its work, so these are retried only when repeatable.
+GATEWAY_STATUSES = frozenset({502, 504})
 # Failures where the request certainly never reached the server.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -97,7 +100,8 @@ class Session:
         """The decoded JSON of a 2xx answer.
 
         A failure to connect, a 429 and a 503 are retried for any request; a failure
-        after the request may have been sent only when `repeatable`.
+        after the request may have been sent (a lost answer, a proxy's 502 or 504) only
+        when `repeatable`.
 
         Raises:
             ApiError (its most specific subclass), TransportError.
@@ -122,7 +126,9 @@ class Session:
                 if response.is_success:
                     return _json_of(response)
                 error = api_error(response)
-                if last_try or response.status_code not in RETRY_STATUSES:
+                status = response.status_code
+                retried = status in RETRY_STATUSES or (repeatable and status in GATEWAY_STATUSES)
+                if last_try or not retried:
                     raise error
                 retry_after = _retry_after(response)
             await asyncio.sleep(self._retries.delay(retry_number, retry_after))

@@ -10,7 +10,9 @@ between tries (see `Retries`), when one of these happens:
   any request is retried. `Retry-After` replaces the computed backoff (capped at
   `max_backoff_seconds`, so a bad proxy cannot park the client);
 * the request may have reached the server but no answer came back (read timeout,
-  connection reset): retried only when repeating it cannot do a second, different thing.
+  connection reset, or a proxy's 502/504 — say nginx in front of several nodes, one of
+  which died mid-request): retried only when repeating it cannot do a second, different
+  thing.
   That holds for every GET and DELETE, for heartbeat/complete/fail (the lease token
   fences them: a repeat either does the same thing again or is refused with 409), for
   cancel, pause, resume, configure and redrive, and for submit only with an idempotency

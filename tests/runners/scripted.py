@@ -25,6 +25,10 @@ class ScriptedTransport(httpx.AsyncBaseTransport):
         self._after = list(after or [])
         self._inner = httpx.AsyncHTTPTransport()
 
+    def fail_next_requests(self, *faults: Fault) -> None:
+        """Run `faults` on the next requests, before they reach the real server."""
+        self._before.extend(faults)
+
     def fail_next_answers(self, *faults: Fault) -> None:
         """Run `faults` on the next answers of the real server."""
         self._after.extend(faults)
@@ -61,6 +65,11 @@ def unavailable(retry_after: str = "0") -> Fault:
         )
 
     return answer
+
+
+def bad_gateway(request: httpx.Request) -> httpx.Response:
+    """nginx's answer when the app node it passed the request to died before answering."""
+    return httpx.Response(502, headers={"Content-Type": "text/html"}, text="<h1>502</h1>")
 
 
 def connection_reset(request: httpx.Request) -> httpx.Response:

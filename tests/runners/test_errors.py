@@ -21,7 +21,13 @@ from runners import (
 )
 from tests.e2e.harness import ServerProcess, free_port
 
-from .scripted import FAST_RETRIES, ScriptedTransport, connection_reset, unavailable
+from .scripted import (
+    FAST_RETRIES,
+    ScriptedTransport,
+    bad_gateway,
+    connection_reset,
+    unavailable,
+)
 
 
 def lease_token(task: Task) -> str:
@@ -159,6 +165,35 @@ def test_lease_calls_whose_answer_was_lost_are_retried(server: ServerProcess, qu
         with pytest.raises(LeaseLost):
             sdk.complete(leased.id, lease_token(leased), "done")
         assert sdk.get(leased.id).state is TaskState.SUCCEEDED
+
+
+def test_a_proxys_502_is_retried_for_lease_calls_only(server: ServerProcess, queue: str) -> None:
+    transport = ScriptedTransport()
+    with Client(
+        server.base_url, token=server.token, retries=FAST_RETRIES, transport=transport
+    ) as sdk:
+        first = sdk.submit(queue, "t")
+        second = sdk.submit(queue, "t")
+        # A node leased a task and died before answering; nginx said 502. Not retried:
+        # a second claim would lease another task while the first sits unseen.
+        transport.fail_next_answers(bad_gateway)
+        with pytest.raises(ApiError) as caught:
+            sdk.claim(queue, "w")
+        assert caught.value.status == 502
+        assert sdk.get(first.id).state is TaskState.RUNNING
+        (leased,) = sdk.claim(queue, "w")
+        assert leased.id == second.id
+        # nginx found no live node for the complete: the retry reaches one and lands.
+        transport.fail_next_requests(bad_gateway)
+        done = sdk.complete(leased.id, lease_token(leased), "done")
+        assert done.state is TaskState.SUCCEEDED
+        completes = [r for r in transport.requests if r.url.path.endswith("/complete")]
+        assert len(completes) == 2
+        # A submit without an idempotency key is not repeated after a 502 either.
+        transport.fail_next_answers(bad_gateway)
+        with pytest.raises(ApiError):
+            sdk.submit(queue, "t")
+        assert len(sdk.list_tasks(queue=queue).tasks) == 3
 
 
 def test_one_attempt_means_no_retry(server: ServerProcess) -> None:
