@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -35,6 +36,14 @@ class Settings:
     """Every knob of the server. Environment: TASKGATE_<NAME in upper case>."""
 
     database: str = _setting("taskgate.db", "SQLite database file (created on first start)")
+    database_url: str = _setting(
+        "",
+        "postgresql://user:password@host:port/dbname selects the PostgreSQL store "
+        "(empty: the SQLite file of `database`)",
+    )
+    database_pool_size: int = _setting(
+        10, "PostgreSQL connections per server process (plus one for wake-ups)", minimum=1
+    )
     host: str = _setting("127.0.0.1", "address to listen on")
     port: int = _setting(8000, "TCP port to listen on", minimum=0)
     unix_socket: str = _setting(
@@ -149,6 +158,20 @@ class Settings:
     def database_path(self) -> Path:
         return Path(self.database).expanduser()
 
+    @property
+    def database_label(self) -> str:
+        """The database for logs and messages: the URL without its password, or the file."""
+        return redact_url(self.database_url) if self.database_url else str(self.database_path)
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (if any) replaced by `***`, fit to log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
 
 ENV_PREFIX = "TASKGATE_"
 
@@ -244,6 +267,13 @@ def load_settings(
 
 
 def _validate(settings: Settings) -> None:
+    if settings.database_url and not settings.database_url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        raise SettingsError(
+            "database_url: expected postgresql://… (leave it empty for the SQLite file of "
+            f"`database`), got {redact_url(settings.database_url)!r}"
+        )
     for spec in fields(Settings):
         value = getattr(settings, spec.name)
         choices = spec.metadata.get("choices")

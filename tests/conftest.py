@@ -1,4 +1,5 @@
-"""Shared fixtures: migrated SQLite files, settings, and the app in process over httpx."""
+"""Shared fixtures: migrated SQLite files and PostgreSQL databases, settings, and the app in
+process over httpx."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from app.core.clock import Clock
 from app.main import create_app
 from app.settings import Settings, load_settings
 from app.store.migrate import migrate_sqlite
+from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - shared fixtures
 from tests.redis_server import redis_server  # noqa: F401 - a shared fixture
 
 IN_CI = os.environ.get("CI") == "true"

@@ -32,6 +32,13 @@ def run_backup(settings: Settings, args: argparse.Namespace) -> int:
     Raises:
         StoreError: the backup failed (nothing is left at DEST).
     """
+    if settings.database_url:
+        print(
+            "taskgate: backup copies a SQLite file; back up PostgreSQL with its own tools "
+            "(pg_dump, base backups, or your provider's)",
+            file=sys.stderr,
+        )
+        return 1
     destination: Path = args.destination
     if destination.exists() and not destination.is_dir() and not args.force:
         print(

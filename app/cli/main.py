@@ -24,7 +24,7 @@ from app.cli.token import add_token_arguments, create_token
 from app.cli.workers import add_worker_commands
 from app.core.errors import StoreError
 from app.settings import SettingsError
-from app.store.migrate import migrate_sqlite
+from app.store.migrate import migrate_database
 from runners.cli import add_runner_arguments
 
 
@@ -43,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate",
         help="apply database migrations and exit",
-        description="Bring the database to the latest schema.",
+        description="Bring the database to the latest schema: the PostgreSQL database of "
+        "--database-url when it is set, else the SQLite file of --database.",
     )
-    add_settings_flags(migrate, names=("database",))
+    add_settings_flags(migrate, names=("database", "database_url"))
     migrate.set_defaults(command_parser=migrate)
     token = commands.add_parser(
         "token",
@@ -107,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(settings)
         elif args.command == "migrate":
-            report = migrate_sqlite(settings.database_path)
+            report = migrate_database(settings)
             applied = ", ".join(report.applied) or "nothing (already up to date)"
-            print(f"{settings.database_path}: applied {applied}")
+            print(f"{settings.database_label}: applied {applied}")
         elif args.command == "token":
             print(create_token(settings, args))
         elif args.command == "backup":

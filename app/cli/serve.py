@@ -21,7 +21,7 @@ from app.auth.setup import ensure_secret, secret_path
 from app.logs import configure_logging
 from app.metrics.multiprocess import fresh_metrics_dir, mark_worker_dead, remove_metrics_dir
 from app.settings import Settings, SettingsError
-from app.store.migrate import migrate_sqlite
+from app.store.migrate import migrate_database
 
 log = logging.getLogger("taskgate")
 
@@ -48,9 +48,9 @@ def serve(settings: Settings) -> None:
     """Apply migrations once, then serve until SIGTERM/SIGINT."""
     configure_logging(settings.log_format, settings.log_level)
     trusted = _trusted_proxies(settings)
-    report = migrate_sqlite(settings.database_path)
+    report = migrate_database(settings)
     if report.applied:
-        log.info("applied migrations %s to %s", ", ".join(report.applied), settings.database_path)
+        log.info("applied migrations %s to %s", ", ".join(report.applied), settings.database_label)
     if settings.auth and ensure_secret(settings):
         log.info(
             "created the token signing secret %s (mode 0600); make an admin token with: "
@@ -59,13 +59,14 @@ def serve(settings: Settings) -> None:
             settings.database_path,
         )
     log.info(
-        "serving %s with %s process(es), database %s (durability %s)",
+        "serving %s with %s process(es), database %s",
         f"unix:{settings.unix_socket}"
         if settings.unix_socket
         else f"http://{settings.host}:{settings.port}",
         settings.workers,
-        settings.database_path,
-        settings.durability,
+        settings.database_label
+        if settings.database_url
+        else f"{settings.database_label} (durability {settings.durability})",
     )
     if trusted:
         log.info("believing X-Forwarded-For/-Proto from %s", settings.trusted_proxies)

@@ -1,6 +1,6 @@
 """The Store protocol: everything the services need from a database backend.
 
-Backends: app/store/sqlite.py (default), app/store/postgres.py (scale-out, later).
+Backends: app/store/sqlite.py (default), app/store/postgres.py (several hosts).
 Every write method returns only after its commit: what it returns is durable.
 """
 

@@ -1,4 +1,5 @@
-"""Applies the forward-only migrations (yoyo-migrations) to a database before serving."""
+"""Applies the forward-only migrations (yoyo-migrations) to a database before serving:
+migrations/sqlite/ to a SQLite file, migrations/postgres/ to a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yoyo import get_backend, read_migrations
+from yoyo.backends.base import DatabaseBackend
 
 from app.core.errors import StoreError
 from app.resources import migrations_dir
+from app.settings import Settings, redact_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +39,48 @@ def migrate_sqlite(path: Path) -> MigrationReport:
         with sqlite3.connect(path) as bootstrap:
             bootstrap.execute("PRAGMA journal_mode = WAL")
         bootstrap.close()
-        backend = get_backend(sqlite_url(path))
-        migrations = read_migrations(str(migrations_dir("sqlite")))
+        return _apply(get_backend(sqlite_url(path)), "sqlite")
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"cannot migrate {path}: {exc}") from exc
+
+
+def migrate_database(settings: Settings) -> MigrationReport:
+    """Migrate the database the settings name: PostgreSQL at `database_url` when it is
+    set, else the SQLite file `database`.
+
+    Raises:
+        StoreError: the database cannot be reached or a migration fails.
+    """
+    if settings.database_url:
+        return migrate_postgres(settings.database_url)
+    return migrate_sqlite(settings.database_path)
+
+
+def migrate_postgres(url: str) -> MigrationReport:
+    """Bring the PostgreSQL database at `url` to the latest schema.
+
+    Raises:
+        StoreError: the database cannot be reached or a migration fails.
+    """
+    import psycopg  # only here: SQLite-only processes do not pay for importing it
+
+    # yoyo picks its driver by scheme: `postgresql+psycopg` is psycopg 3, ours.
+    yoyo_url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        return _apply(get_backend(yoyo_url), "postgres")
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot migrate {redact_url(url)}: {exc}") from exc
+
+
+def _apply(backend: DatabaseBackend, dialect: str) -> MigrationReport:
+    try:
+        migrations = read_migrations(str(migrations_dir(dialect)))
         with backend.lock():
             pending = backend.to_apply(migrations)
             done = [m.id for m in migrations if m.id not in {p.id for p in pending}]
             backend.apply_migrations(pending)
+    finally:
         backend.connection.close()
-    except (sqlite3.Error, OSError) as exc:
-        raise StoreError(f"cannot migrate {path}: {exc}") from exc
     return MigrationReport(applied=tuple(m.id for m in pending), already_applied=tuple(done))
 
 

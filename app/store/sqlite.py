@@ -27,7 +27,6 @@ from app.core.models import (
     PushClaim,
     PushQueue,
     QueueConfig,
-    QueueCounts,
     QueueDepth,
     QueueInfo,
     QueueOverrides,
@@ -36,17 +35,17 @@ from app.core.models import (
     Task,
     TaskFilter,
     WorkerInfo,
-    WorkerLease,
 )
 from app.store.queries import load_queries
-from app.store.sqlite_ops import SqliteWriteOps
-from app.store.sqlite_rows import (
-    delivery_from_row,
+from app.store.rows import (
     event_from_row,
-    overrides_from_json,
+    push_queue_from_row,
+    queue_depth_from_row,
+    queue_info_from_rows,
     task_from_row,
-    webhook_from_json,
+    workers_from_rows,
 )
+from app.store.sqlite_ops import SqliteWriteOps
 from app.store.sqlite_schedules import SqliteSchedules
 from app.store.writer import GroupCommitWriter
 
@@ -352,35 +351,7 @@ class SqliteStore:
         due, oldest = conn.execute(  # type: ignore[misc]
             self._queries["queue_due_stats"], {"queue": name, "now": now_ms}
         ).fetchone()
-        return self._build_queue_info(row, counts, due, oldest, now_ms)
-
-    def _build_queue_info(
-        self,
-        row: Sequence[Any],
-        counts: dict[str, int],
-        due: int,
-        oldest_due_ms: int | None,
-        now_ms: int,
-    ) -> QueueInfo:
-        name, paused, pause_reason, overrides_json, delivery, webhook_json = row
-        overrides = overrides_from_json(overrides_json)
-        return QueueInfo(
-            name=name,
-            paused=bool(paused),
-            pause_reason=pause_reason,
-            overrides=overrides,
-            config=overrides.apply_to(self._defaults),
-            counts=QueueCounts(
-                due=due,
-                scheduled=counts.get("queued", 0) - due,
-                running=counts.get("running", 0),
-                succeeded=counts.get("succeeded", 0),
-                dead=counts.get("dead", 0),
-                cancelled=counts.get("cancelled", 0),
-            ),
-            oldest_due_age_ms=None if oldest_due_ms is None else max(now_ms - oldest_due_ms, 0),
-            delivery=delivery_from_row(delivery, webhook_json),
-        )
+        return queue_info_from_rows(row, counts, due, oldest, self._defaults, now_ms)
 
     async def list_queues(self, now_ms: int) -> list[QueueInfo]:
         def query(conn: apsw.Connection) -> list[QueueInfo]:
@@ -399,8 +370,12 @@ class SqliteStore:
             finally:
                 conn.execute("COMMIT")
             return [
-                self._build_queue_info(
-                    row, counts.get(row[0], {}), *due_stats.get(row[0], (0, None)), now_ms
+                queue_info_from_rows(
+                    row,
+                    counts.get(row[0], {}),
+                    *due_stats.get(row[0], (0, None)),
+                    self._defaults,
+                    now_ms,
                 )
                 for row in rows
             ]
@@ -411,20 +386,7 @@ class SqliteStore:
         sql = self._queries["queue_depths"]
 
         def query(conn: apsw.Connection) -> list[QueueDepth]:
-            return [
-                QueueDepth(
-                    queue=name,
-                    paused=bool(paused),
-                    due=due,
-                    scheduled=queued - due,
-                    running=running,
-                    dead=dead,
-                    earliest_run_at_ms=earliest,
-                )
-                for name, paused, queued, due, running, dead, earliest in conn.execute(
-                    sql, {"now": now_ms}
-                )
-            ]
+            return [queue_depth_from_row(row) for row in conn.execute(sql, {"now": now_ms})]
 
         return await self._read(query)
 
@@ -432,13 +394,7 @@ class SqliteStore:
         sql = self._queries["push_queues"]
 
         def query(conn: apsw.Connection) -> list[PushQueue]:
-            queues = []
-            for name, overrides_json, webhook_json in conn.execute(sql):
-                webhook = webhook_from_json(webhook_json)
-                assert webhook is not None
-                config = overrides_from_json(overrides_json).apply_to(self._defaults)
-                queues.append(PushQueue(name=name, webhook=webhook, config=config))
-            return queues
+            return [push_queue_from_row(row, self._defaults) for row in conn.execute(sql)]
 
         return await self._read(query)
 
@@ -488,24 +444,10 @@ class SqliteStore:
             conn.execute("BEGIN")
             try:
                 rows: Any = conn.execute(self._queries["worker_list"], {"limit": limit}).fetchall()
-                leases: dict[str, list[WorkerLease]] = {}
-                for worker_id, task_id, queue, expires_at in conn.execute(
-                    self._queries["worker_leases"]
-                ):
-                    leases.setdefault(worker_id, []).append(WorkerLease(task_id, queue, expires_at))
+                leases: Any = conn.execute(self._queries["worker_leases"]).fetchall()
             finally:
                 conn.execute("COMMIT")
-            return [
-                WorkerInfo(
-                    id=worker_id,
-                    first_seen_at_ms=first_seen,
-                    last_seen_at_ms=last_seen,
-                    queues=tuple(orjson.loads(queues)),
-                    leases=tuple(leases.get(worker_id, ())),
-                    info=None if info is None else orjson.loads(info),
-                )
-                for worker_id, first_seen, last_seen, queues, info in rows
-            ]
+            return workers_from_rows(rows, leases)
 
         return await self._read(query)
 

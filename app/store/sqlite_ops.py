@@ -23,7 +23,7 @@ from app.core.models import (
     Task,
     TaskState,
 )
-from app.store.sqlite_rows import (
+from app.store.rows import (
     insert_values,
     inserted_task,
     overrides_from_json,

@@ -9,50 +9,9 @@ from typing import Any
 import apsw
 
 from app.core.errors import Conflict, NotFound, TaskgateError
-from app.core.models import (
-    FireOrder,
-    FireOutcome,
-    MissedPolicy,
-    Schedule,
-    SubmitOutcome,
-)
+from app.core.models import FireOrder, FireOutcome, Schedule, SubmitOutcome
+from app.store.rows import schedule_from_row
 from app.store.sqlite_ops import SqliteWriteOps
-
-
-def schedule_from_row(row: Sequence[Any]) -> Schedule:
-    """A Schedule from a `schedules` row (SELECT * / RETURNING *, column order of 0003)."""
-    (
-        schedule_id,
-        cron,
-        timezone,
-        queue,
-        task_json,
-        missed,
-        max_catch_up,
-        paused,
-        next_run_at,
-        last_run_at,
-        last_task_id,
-        revision,
-        created_at,
-        updated_at,
-    ) = row
-    return Schedule(
-        id=schedule_id,
-        cron=cron,
-        timezone=timezone,
-        queue=queue,
-        task_json=task_json,
-        missed=MissedPolicy(missed),
-        max_catch_up=max_catch_up,
-        paused=bool(paused),
-        next_run_at_ms=next_run_at,
-        last_run_at_ms=last_run_at,
-        last_task_id=last_task_id,
-        revision=revision,
-        created_at_ms=created_at,
-        updated_at_ms=updated_at,
-    )
 
 
 def _settings(schedule: Schedule) -> dict[str, Any]:

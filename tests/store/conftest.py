@@ -1,15 +1,21 @@
-"""The store contract suite's backends: each test runs once per backend."""
+"""The store contract suite's backends: each test runs once per backend.
+
+`store` is a store on a fresh database: a SQLite file, or a PostgreSQL database of the
+session's throwaway server. `store_twin` is a second store on the same database, as
+another server process (or host) would open it. A test that is about one backend only
+says so with `@pytest.mark.parametrize("store", [...], indirect=True)`.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from app.core.models import QueueConfig, RetryPolicy
 from app.store.base import Store
+from app.store.postgres import PostgresOptions, PostgresStore
 from app.store.sqlite import SqliteOptions, SqliteStore
 
 DEFAULTS = QueueConfig(
@@ -19,13 +25,24 @@ DEFAULTS = QueueConfig(
     retention_seconds=3600,
 )
 IDEMPOTENCY_WINDOW_MS = 60_000
+BACKENDS = ["sqlite", "postgres"]
 
 
-@pytest.fixture(params=["sqlite"])
-async def store(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[Store]:
-    backend: Store = SqliteStore(
-        SqliteOptions(path=db_path), DEFAULTS, IDEMPOTENCY_WINDOW_MS, random.Random(7)
-    )
+def make_store(request: pytest.FixtureRequest, backend: str, seed: int) -> Store:
+    """A store of `backend` on this test's database (not opened)."""
+    rng = random.Random(seed)
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        return PostgresStore(
+            PostgresOptions(url=url, pool_size=4), DEFAULTS, IDEMPOTENCY_WINDOW_MS, rng
+        )
+    path = request.getfixturevalue("db_path")
+    return SqliteStore(SqliteOptions(path=path), DEFAULTS, IDEMPOTENCY_WINDOW_MS, rng)
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    backend = make_store(request, request.param, seed=7)
     await backend.open()
     try:
         yield backend
@@ -34,12 +51,9 @@ async def store(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[
 
 
 @pytest.fixture
-async def store_twin(store: Store, db_path: Path) -> AsyncIterator[Store]:
+async def store_twin(request: pytest.FixtureRequest, store: Store) -> AsyncIterator[Store]:
     """A second store on the same database, as another server process would open it."""
-    assert isinstance(store, SqliteStore)
-    twin = SqliteStore(
-        SqliteOptions(path=db_path), DEFAULTS, IDEMPOTENCY_WINDOW_MS, random.Random(8)
-    )
+    twin = make_store(request, "postgres" if isinstance(store, PostgresStore) else "sqlite", 8)
     await twin.open()
     try:
         yield twin

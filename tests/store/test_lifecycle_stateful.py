@@ -1,4 +1,5 @@
-"""Stateful property test: random lifecycles through the services over a real SQLite file.
+"""Stateful property test: random lifecycles through the services over a real database
+(a SQLite file; a PostgreSQL database of the session's throwaway server).
 
 A hypothesis state machine submits, claims, heartbeats, completes, fails, cancels, expires
 leases, pauses/resumes queues and redrives dead letters, and after every step compares
@@ -14,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from hypothesis import Phase, settings
@@ -45,7 +46,7 @@ from app.core.models import (
     TaskState,
     WorkerInfo,
 )
-from app.main import queue_defaults
+from app.main import build_store
 from app.metrics.instruments import Metrics
 from app.service.queues import QueueService
 from app.service.sweeper import Sweeper
@@ -53,7 +54,7 @@ from app.service.tasks import TaskLimits, TaskService
 from app.service.waiters import Waiters
 from app.settings import load_settings
 from app.store.migrate import migrate_sqlite
-from app.store.sqlite import SqliteOptions, SqliteStore
+from tests.postgres_server import PostgresServer
 from tests.scrape import Scrape
 
 T = TypeVar("T")
@@ -175,16 +176,27 @@ clock_steps_ms = st.one_of(
 
 
 class TaskLifecycleMachine(RuleBasedStateMachine):
+    # Where each run's database is: a SQLite file (None), or a new database on this server.
+    postgres: ClassVar[PostgresServer | None] = None
+
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.directory = Path(tempfile.mkdtemp(prefix="taskgate-stateful-"))
         database = self.directory / "taskgate.db"
-        migrate_sqlite(database)
+        self.postgres_database: str | None = None
+        database_url = ""
+        if self.postgres is None:
+            migrate_sqlite(database)
+        else:
+            self.postgres_database = self.postgres.create_database()
+            database_url = self.postgres.url(self.postgres_database)
         app_settings = load_settings(
             environ={},
             overrides={
                 "database": str(database),
+                "database_url": database_url,
+                "database_pool_size": 2,
                 "default_max_attempts": DEFAULT_MAX_ATTEMPTS,
                 "default_lease_seconds": DEFAULT_LEASE_SECONDS,
                 "default_retry_initial_seconds": DEFAULT_RETRY.initial_delay_seconds,
@@ -193,18 +205,9 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
                 "default_retry_jitter": DEFAULT_RETRY.jitter,
             },
         )
-        # As app.main.build_store, but with a seeded generator (seeded again in `start`).
+        # A seeded generator (seeded again in `start`).
         self.rng = random.Random(0)
-        self.store = SqliteStore(
-            SqliteOptions(
-                path=app_settings.database_path,
-                durability=app_settings.durability,
-                busy_timeout_ms=app_settings.busy_timeout_ms,
-            ),
-            defaults=queue_defaults(app_settings),
-            idempotency_window_ms=app_settings.idempotency_window_seconds * 1000,
-            rng=self.rng,
-        )
+        self.store = build_store(app_settings, rng=self.rng)
         self.clock = FixedClock()
         waiters = Waiters()
         self.metrics = Metrics.in_process()
@@ -235,6 +238,8 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
         finally:
             self.loop.close()
             shutil.rmtree(self.directory, ignore_errors=True)
+            if self.postgres is not None and self.postgres_database is not None:
+                self.postgres.drop_database(self.postgres_database)
 
     # -- model helpers ----------------------------------------------------------------
 
@@ -806,9 +811,14 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
 # the machine (migrations parse SQL in Python) several times slower, turning a half-minute
 # shrink into five minutes. A pass takes seconds; the timeout leaves room for a shrink.
 @pytest.mark.timeout(600)
-def test_task_lifecycle_matches_model() -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_task_lifecycle_matches_model(request: pytest.FixtureRequest, backend: str) -> None:
+    machine = TaskLifecycleMachine
+    if backend == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        machine = type("PostgresLifecycleMachine", (TaskLifecycleMachine,), {"postgres": server})
     run_state_machine_as_test(
-        TaskLifecycleMachine,
+        machine,
         settings=settings(
             max_examples=50,
             stateful_step_count=30,

@@ -1,14 +1,21 @@
-"""Migrations: applying all of them gives the committed snapshot; claims use the partial index."""
+"""Migrations of both dialects: applying all of them gives the committed snapshot; claims
+use the partial index; both dialects name the same queries."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import subprocess
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from app.resources import CHECKOUT_ROOT
-from app.store.migrate import migrate_sqlite, schema_sql
+from app.store.migrate import migrate_postgres, migrate_sqlite, schema_sql
 from app.store.queries import load_queries, parse_named_queries
 from app.store.sqlite import SqliteOptions, connect
+from tests.postgres_server import PostgresServer, find_bindir
 
 SNAPSHOT = CHECKOUT_ROOT / "migrations" / "schema" / "sqlite.sql"
 
@@ -138,3 +145,148 @@ def test_upgrading_a_version_1_database_keeps_its_data(tmp_path: Path) -> None:
     connection.close()
     assert queue == (1, "pull", None)
     assert task == ("t1", "queued")
+
+
+# -- PostgreSQL -------------------------------------------------------------------------
+
+PG_SNAPSHOT = CHECKOUT_ROOT / "migrations" / "schema" / "postgres.sql"
+
+# Queries only one dialect has, each for a reason of its own dialect.
+SQLITE_ONLY = {
+    # A claim picks per priority, then leases by primary key (cheapest under SQLite's
+    # one writer); PostgreSQL leases in one statement with SKIP LOCKED: `claim_due`.
+    "claim_pick",
+    "claim_one",
+    "claim_many",
+    # `taskgate backup` copies the SQLite file.
+    "backup_task_count",
+    "backup_integrity_check",
+}
+POSTGRES_ONLY = {
+    "claim_due",
+    # SQLite's writer holds the database's write lock; PostgreSQL locks the queue's row.
+    "queue_lock",
+    # Event ids are numbered after commit (migrations/postgres/0003_events.sql).
+    "events_publish",
+}
+
+
+def test_both_dialects_define_the_same_queries_but_the_listed_ones() -> None:
+    sqlite, postgres = set(load_queries("sqlite")), set(load_queries("postgres"))
+    assert sqlite - postgres == SQLITE_ONLY
+    assert postgres - sqlite == POSTGRES_ONLY
+
+
+def postgres_schema(url: str) -> str:
+    """The schema of a PostgreSQL database as pg_dump writes it, without yoyo's tables,
+    comments, session settings and blank-line runs."""
+    bindir = find_bindir()
+    assert bindir is not None
+    dump = subprocess.run(
+        [
+            str(bindir / "pg_dump"),
+            *("--schema-only", "--no-owner", "--no-privileges"),
+            *("--exclude-table", "_yoyo*", "--exclude-table", "yoyo*"),
+            *("--dbname", url),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    kept = [
+        line
+        for line in dump.splitlines()
+        if not line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\"))
+    ]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip() + "\n"
+
+
+def test_postgres_migrations_equal_the_committed_snapshot(
+    postgres_server: PostgresServer,
+) -> None:
+    postgres_server.admin("CREATE DATABASE fresh_schema")
+    try:
+        url = postgres_server.url("fresh_schema")
+        report = migrate_postgres(url)
+        assert report.already_applied == ()
+        assert report.applied == tuple(m.id for m in read_migrations_of("sqlite"))
+        snapshot = "".join(
+            line
+            for line in PG_SNAPSHOT.read_text().splitlines(keepends=True)
+            if not line.startswith("--")
+        ).lstrip("\n")
+        assert postgres_schema(url) == snapshot
+        again = migrate_postgres(url)
+        assert again.applied == () and again.already_applied == report.applied
+    finally:
+        postgres_server.drop_database("fresh_schema")
+
+
+def read_migrations_of(dialect: str) -> list[Any]:
+    from yoyo import read_migrations
+
+    return list(read_migrations(str(CHECKOUT_ROOT / "migrations" / dialect)))
+
+
+def test_the_postgres_claim_can_walk_the_due_partial_index(postgres_url: str) -> None:
+    """Each priority's pick is a range of `tasks_due` (by queue, priority, due time), and
+    finished or running tasks are not in that index at all."""
+    sql = load_queries("postgres")["claim_due"]
+    params = {"queue": "q", "worker_id": "w", "lease_seconds": None, "types": None}
+    with psycopg.connect(postgres_url) as connection:
+        # An empty table: make the planner show what the index can do, not what is cheap.
+        connection.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            str(row[0])
+            for row in connection.execute(
+                "EXPLAIN " + sql,
+                {**params, "limit": 5, "now": 0},
+            )
+        )
+    assert plan.count("tasks_due") == 3, plan
+    assert "Seq Scan on tasks" not in plan, plan
+
+
+def test_upgrading_a_postgres_version_1_database_keeps_its_data(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """A database made by 0001 alone, with a queue and a task, upgrades in place, and the
+    task that was there gets its events from then on."""
+    from yoyo import get_backend, read_migrations
+
+    only_first = tmp_path / "v1"
+    only_first.mkdir()
+    first = CHECKOUT_ROOT / "migrations" / "postgres" / "0001_initial.sql"
+    (only_first / first.name).write_text(first.read_text())
+    postgres_server.admin("CREATE DATABASE old_schema")
+    try:
+        url = postgres_server.url("old_schema")
+        backend = get_backend("postgresql+psycopg://" + url.split("://", 1)[1])
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(read_migrations(str(only_first))))
+        backend.connection.close()
+        with psycopg.connect(url) as connection:
+            connection.execute(
+                "INSERT INTO queues (name, paused, created_at, updated_at) "
+                "VALUES ('old', true, 1, 1)"
+            )
+            connection.execute(
+                "INSERT INTO tasks (id, queue, type, payload, priority, state, max_attempts, "
+                "lease_seconds, run_at, created_at, updated_at) "
+                "VALUES ('t1', 'old', 'x', '{}', 1, 'queued', 3, 60, 1, 1, 1)"
+            )
+
+        report = migrate_postgres(url)
+
+        assert report.already_applied == ("0001_initial",)
+        assert "0002_push_delivery" in report.applied
+        with psycopg.connect(url) as connection:
+            queue = connection.execute("SELECT paused, delivery, webhook FROM queues").fetchone()
+            task = connection.execute("SELECT id, state FROM tasks").fetchone()
+            connection.execute("UPDATE tasks SET state = 'cancelled', updated_at = 2")
+            pending = connection.execute("SELECT task_id, state FROM events_pending").fetchall()
+        assert queue == (True, "pull", None)
+        assert task == ("t1", "queued")
+        assert pending == [("t1", "cancelled")]
+    finally:
+        postgres_server.drop_database("old_schema")

@@ -346,7 +346,10 @@ async def test_concurrent_writes_share_commits_and_fail_alone(store: Store) -> N
 async def test_change_marker_moves_on_commit(store: Store) -> None:
     before = store.change_marker()
     await submit_one(store, new())
-    assert store.change_marker() != before
+    # It may move a moment after the commit (PostgreSQL: when the notification arrives).
+    async with asyncio.timeout(10):
+        while store.change_marker() == before:
+            await asyncio.sleep(0.01)
 
 
 async def test_complete_many_and_fail_many_decide_each_item_alone(store: Store) -> None:
@@ -393,6 +396,9 @@ async def test_complete_many_takes_a_task_once_and_in_item_order(store: Store) -
         assert task == await store.get_task(task.id)
 
 
+# SQLite only: the order of operations in one group commit. PostgreSQL runs the three
+# side by side on pooled connections, in no set order, and remembers nothing between them.
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 async def test_queue_settings_changed_between_submits_apply_to_the_next(store: Store) -> None:
     """The writer remembers queue settings within a transaction only: a configure queued
     between two submits (one group commit for all three) is seen by the second submit."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Settings, SettingsError, load_settings, redact_url
 
 
 def test_defaults_are_the_embedded_sqlite_server() -> None:
@@ -76,3 +76,24 @@ def test_a_comma_list_setting_takes_a_list_in_a_config_file(tmp_path: Path) -> N
     assert (
         load_settings(environ={}, config_file=config).webhook_allow == "10.20.0.0/16,hooks.internal"
     )
+
+
+def test_a_postgresql_url_selects_postgres_and_is_logged_without_its_password() -> None:
+    url = "postgresql://taskgate:s3cr%40t@db.internal:5432/taskgate?sslmode=require"
+    settings = load_settings(
+        environ={"TASKGATE_DATABASE_URL": url, "TASKGATE_DATABASE_POOL_SIZE": "20"}
+    )
+    assert settings.database_url == url and settings.database_pool_size == 20
+    assert settings.database_label == (
+        "postgresql://taskgate:***@db.internal:5432/taskgate?sslmode=require"
+    )
+    assert "s3cr" not in settings.database_label
+    assert load_settings(environ={}).database_label == "taskgate.db"
+    no_password = "postgres://db.internal/taskgate"
+    assert redact_url(no_password) == no_password
+
+
+def test_a_database_url_of_another_kind_is_refused_without_echoing_a_password() -> None:
+    with pytest.raises(SettingsError, match="database_url: expected postgresql") as refused:
+        load_settings(environ={"TASKGATE_DATABASE_URL": "mysql://root:hunter2@db/x"})
+    assert "hunter2" not in str(refused.value)

@@ -1,4 +1,8 @@
-"""Maps SQLite rows to domain records and domain values to column values."""
+"""Maps database rows to domain records and domain values to column values.
+
+Both backends store the same columns with the same meaning (times in ms, JSON as text),
+so rows from SQLite and PostgreSQL convert alike.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,24 @@ import orjson
 from app.core.models import (
     Delivery,
     DeliveryConfig,
+    MissedPolicy,
     NewTask,
     Priority,
+    PushQueue,
     QueueConfig,
+    QueueCounts,
+    QueueDepth,
+    QueueInfo,
     QueueOverrides,
     RetryPatch,
     RetryPolicy,
+    Schedule,
     Task,
     TaskEvent,
     TaskState,
     Webhook,
+    WorkerInfo,
+    WorkerLease,
 )
 
 # Column order of `tasks` as created by the migrations; rows come from SELECT * / RETURNING *.
@@ -253,3 +265,113 @@ def inserted_task(new: NewTask, config: QueueConfig, now_ms: int) -> Task:
         idempotency_key=None,
         tags=new.tags,
     )
+
+
+def schedule_from_row(row: Sequence[Any]) -> Schedule:
+    """A Schedule from a `schedules` row (SELECT * / RETURNING *, column order of 0004)."""
+    (
+        schedule_id,
+        cron,
+        timezone,
+        queue,
+        task_json,
+        missed,
+        max_catch_up,
+        paused,
+        next_run_at,
+        last_run_at,
+        last_task_id,
+        revision,
+        created_at,
+        updated_at,
+    ) = row
+    return Schedule(
+        id=schedule_id,
+        cron=cron,
+        timezone=timezone,
+        queue=queue,
+        task_json=task_json,
+        missed=MissedPolicy(missed),
+        max_catch_up=max_catch_up,
+        paused=bool(paused),
+        next_run_at_ms=next_run_at,
+        last_run_at_ms=last_run_at,
+        last_task_id=last_task_id,
+        revision=revision,
+        created_at_ms=created_at,
+        updated_at_ms=updated_at,
+    )
+
+
+def queue_info_from_rows(
+    row: Sequence[Any],
+    counts: dict[str, int],
+    due: int,
+    oldest_due_ms: int | None,
+    defaults: QueueConfig,
+    now_ms: int,
+) -> QueueInfo:
+    """A QueueInfo from a `queue_get` row, its tasks per state and its due-task stats."""
+    name, paused, pause_reason, overrides_json, delivery, webhook_json = row
+    overrides = overrides_from_json(overrides_json)
+    return QueueInfo(
+        name=name,
+        paused=bool(paused),
+        pause_reason=pause_reason,
+        overrides=overrides,
+        config=overrides.apply_to(defaults),
+        counts=QueueCounts(
+            due=due,
+            scheduled=counts.get("queued", 0) - due,
+            running=counts.get("running", 0),
+            succeeded=counts.get("succeeded", 0),
+            dead=counts.get("dead", 0),
+            cancelled=counts.get("cancelled", 0),
+        ),
+        oldest_due_age_ms=None if oldest_due_ms is None else max(now_ms - oldest_due_ms, 0),
+        delivery=delivery_from_row(delivery, webhook_json),
+    )
+
+
+def queue_depth_from_row(row: Sequence[Any]) -> QueueDepth:
+    """A QueueDepth from a `queue_depths` row."""
+    name, paused, queued, due, running, dead, earliest = row
+    return QueueDepth(
+        queue=name,
+        paused=bool(paused),
+        due=due,
+        scheduled=queued - due,
+        running=running,
+        dead=dead,
+        earliest_run_at_ms=earliest,
+    )
+
+
+def push_queue_from_row(row: Sequence[Any], defaults: QueueConfig) -> PushQueue:
+    """A PushQueue from a `push_queues` row (which has a webhook)."""
+    name, overrides_json, webhook_json = row
+    webhook = webhook_from_json(webhook_json)
+    assert webhook is not None
+    return PushQueue(
+        name=name, webhook=webhook, config=overrides_from_json(overrides_json).apply_to(defaults)
+    )
+
+
+def workers_from_rows(
+    worker_rows: Sequence[Sequence[Any]], lease_rows: Sequence[Sequence[Any]]
+) -> list[WorkerInfo]:
+    """WorkerInfos from `worker_list` rows and the `worker_leases` rows of their leases."""
+    leases: dict[str, list[WorkerLease]] = {}
+    for worker_id, task_id, queue, expires_at in lease_rows:
+        leases.setdefault(worker_id, []).append(WorkerLease(task_id, queue, expires_at))
+    return [
+        WorkerInfo(
+            id=worker_id,
+            first_seen_at_ms=first_seen,
+            last_seen_at_ms=last_seen,
+            queues=tuple(orjson.loads(queues)),
+            leases=tuple(leases.get(worker_id, ())),
+            info=None if info is None else orjson.loads(info),
+        )
+        for worker_id, first_seen, last_seen, queues, info in worker_rows
+    ]
