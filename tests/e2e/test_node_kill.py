@@ -27,7 +27,14 @@ from typing import Any
 import httpx
 import pytest
 
-from .cluster import CLUSTER_CONF, Backend, Cluster, running_cluster, sqlite_backend
+from .cluster import (
+    CLUSTER_CONF,
+    Backend,
+    Cluster,
+    postgres_backend,
+    running_cluster,
+    sqlite_backend,
+)
 from .harness import REPO_ROOT, clean_env, wait_until
 from .nginx_support import DEPLOY_CONF
 from .receiver_support import Receiver, run_receiver
@@ -61,10 +68,9 @@ QUEUE_SETTINGS = {"lease_seconds": LEASE_SECONDS, "max_attempts": 20, "retry": F
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "postgres":
-        # To enable with the PostgreSQL store: return
-        # cluster.postgres_backend(tmp_path, <URL of a fresh database>); the nodes get it
-        # as TASKGATE_DATABASE_URL and nothing else in this test changes.
-        pytest.skip("PostgreSQL store not merged yet")
+        # A fresh database on the session's throwaway server; the nodes get its URL as
+        # TASKGATE_DATABASE_URL and nothing else in this test changes.
+        return postgres_backend(tmp_path, request.getfixturevalue("postgres_url"))
     return sqlite_backend(tmp_path)
 
 
