@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.settings import redact_url
+
 SCENARIOS = ("submit", "submit-batch", "e2e", "e2e-single", "wake", "backlog")
 SECRET_PARAMETERS = ("token",)
 
@@ -62,8 +64,14 @@ def _common_flags() -> argparse.ArgumentParser:
     )
     target.add_argument(
         "--database",
-        help="--spawn: SQLite file to serve (default: a fresh one in a temporary directory; "
-        "PostgreSQL comes with the PostgreSQL store)",
+        help="--spawn: SQLite file to serve (default: a fresh one in a temporary directory)",
+    )
+    target.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="--spawn: serve PostgreSQL instead: a server (postgresql://user:pw@host/postgres) "
+        "on which the bench creates a fresh database per spawned server and drops it after "
+        "(the user needs CREATEDB; default: $TASKGATE_BENCH_DATABASE_URL)",
     )
     target.add_argument(
         "--serve-arg",
@@ -258,6 +266,8 @@ def run_bench(args: argparse.Namespace) -> int:
     exit_code = _warnings(runs)
     if args.json:
         parameters = {k: _plain(v) for k, v in vars(args).items() if k not in SECRET_PARAMETERS}
+        if args.database_url:
+            parameters["database_url"] = redact_url(args.database_url)
         body = document(
             args.scenario, parameters, target_description, machine_info(), runs, repeats, started
         )
@@ -274,8 +284,17 @@ def _check_target_flags(args: argparse.Namespace) -> str | None:
         args.token = args.token or os.environ.get("TASKGATE_TOKEN")
     if not args.spawn and not args.url:
         return "give --url URL (and --token) for a running server, or --spawn"
+    args.database_url = args.database_url or os.environ.get("TASKGATE_BENCH_DATABASE_URL")
     if args.database and "://" in args.database:
-        return "--database takes a SQLite file path; PostgreSQL comes with the PostgreSQL store"
+        return "--database takes a SQLite file path; give a PostgreSQL server as --database-url"
+    if args.database_url and not args.spawn:
+        return "--database-url is for --spawn (with --url, the server has its own database)"
+    if args.database_url and args.database:
+        return "give --database (SQLite) or --database-url (PostgreSQL), not both"
+    if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
+        return "--database-url takes a postgresql:// URL"
+    if args.scenario == "backlog" and args.database_url:
+        return "backlog fills a SQLite file directly: it runs on SQLite only"
     if args.scenario == "backlog" and not args.spawn:
         return "backlog writes the database file directly: it needs --spawn"
     if args.scenario == "backlog" and args.database:

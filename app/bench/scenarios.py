@@ -25,6 +25,7 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
         workers=args.workers,
         durability=args.durability,
         database=Path(args.database) if args.database else None,
+        database_url=args.database_url,
         serve_args=tuple(args.serve_arg),
         keep=args.keep,
     )

@@ -36,7 +36,8 @@ from app.bench.machine import (
     process_tree,
     serving_pid,
 )
-from app.settings import Settings
+from app.bench.postgres_database import BenchDatabaseError, fresh_database, server_version
+from app.settings import Settings, redact_url
 
 READY_TIMEOUT_S = 30.0
 PROBES_PER_CHECK = 20
@@ -63,6 +64,8 @@ class ServerOptions:
     workers: int = 1
     durability: str = "full"
     database: Path | None = None
+    # A PostgreSQL server: the spawned server gets a fresh database on it (postgres_database).
+    database_url: str | None = None
     serve_args: tuple[str, ...] = ()
     keep: bool = False
 
@@ -112,7 +115,9 @@ class SpawnedServer:
     def __init__(self, options: ServerOptions, workdir: Path) -> None:
         self.options = options
         self.workdir = workdir
+        # With PostgreSQL the file is unused, but the token secret is made next to it.
         self.database = options.database or workdir / "bench.db"
+        self.database_url: str | None = None
         self.log_path = workdir / "server.log"
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
@@ -157,6 +162,9 @@ class SpawnedServer:
         # Only the bench's flags configure the server: TASKGATE_* of the caller could change
         # what is measured (a config file, a Redis rate-limit storage) without showing it.
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
+        if self.database_url:
+            # In the environment, not the command line, where `ps` would show its password.
+            env["TASKGATE_DATABASE_URL"] = self.database_url
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed flags
             self.command(),
@@ -269,19 +277,35 @@ def spawned_target(
     workdir = Path(tempfile.mkdtemp(prefix="taskgate-bench-"))
     server = SpawnedServer(options, workdir)
     try:
-        for prepare in before_start:
-            prepare(server)
-        token = server.mint_admin_token()
-        server.start()
-        description = {
-            "kind": "spawned",
-            "workers": options.workers,
-            "durability": options.durability,
-            "database": str(server.database),
-            "serve_args": list(options.serve_args),
-            "log": str(server.log_path),
-        }
-        yield Target(url=server.url, token=token, server=server, description=description)
+        with contextlib.ExitStack() as stack:
+            if options.database_url:
+                try:
+                    server.database_url = stack.enter_context(
+                        fresh_database(options.database_url, keep=options.keep)
+                    )
+                except BenchDatabaseError as exc:
+                    raise TargetError(str(exc)) from exc
+            for prepare in before_start:
+                prepare(server)
+            token = server.mint_admin_token()
+            stack.callback(server.stop)
+            server.start()
+            description = {
+                "kind": "spawned",
+                "workers": options.workers,
+                # PostgreSQL's durability is its own (synchronous_commit), not this flag's.
+                "durability": None if server.database_url else options.durability,
+                "backend": "postgres" if server.database_url else "sqlite",
+                "postgres_server": server_version(server.database_url)
+                if server.database_url
+                else None,
+                "database": redact_url(server.database_url)
+                if server.database_url
+                else str(server.database),
+                "serve_args": list(options.serve_args),
+                "log": str(server.log_path),
+            }
+            yield Target(url=server.url, token=token, server=server, description=description)
     finally:
         server.stop()
         if not options.keep:

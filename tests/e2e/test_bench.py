@@ -11,9 +11,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from app.bench.wire import WireError, parse_response
+from tests.postgres_server import PostgresServer
 
 from .harness import REPO_ROOT, ServerFactory, clean_env, taskgate_command
 
@@ -146,6 +148,24 @@ def test_e2e_single_claims_and_completes_one_at_a_time(tmp_path: Path) -> None:
     assert_ordered(run, "complete")
 
 
+def test_e2e_on_postgres_runs_on_a_fresh_database_it_drops_after(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    admin_url = postgres_server.url("postgres")
+    document = bench_json(
+        tmp_path, "e2e-pg", "e2e", "--spawn", "--database-url", admin_url, "--workers", "2",
+        "--tasks", "500", "--runners", "1", "--runner-concurrency", "10", "--claim-batch", "10",
+    )  # fmt: skip
+    run = document["runs"][0]
+    assert run["tasks"] == 500 and run["redeliveries"] == 0 and run["failed_requests"] == 0
+    target = document["target"]
+    assert target["backend"] == "postgres" and target["postgres_server"].startswith("15")
+    assert target["database"].startswith(admin_url.rsplit("/", 1)[0] + "/taskgate_bench_")
+    with psycopg.connect(admin_url) as admin:
+        names = [row[0] for row in admin.execute("SELECT datname FROM pg_database")]
+    assert not [name for name in names if name.startswith("taskgate_bench_")]
+
+
 def test_wake_measures_both_cases_across_two_processes(tmp_path: Path) -> None:
     document = bench_json(
         tmp_path, "wake", "wake", "--spawn", "--workers", "2", "--samples", "4",
@@ -200,7 +220,10 @@ def test_runs_against_a_url_and_refuses_a_bad_token(
     [
         (["submit"], "give --url URL"),
         (["backlog", "--url", "http://127.0.0.1:9"], "needs --spawn"),
-        (["submit", "--spawn", "--database", "postgresql://db/x"], "PostgreSQL"),
+        (["submit", "--spawn", "--database", "postgresql://db/x"], "--database-url"),
+        (["submit", "--url", "http://x", "--database-url", "postgresql://db/x"], "for --spawn"),
+        (["submit", "--spawn", "--database-url", "mysql://db/x"], "postgresql:// URL"),
+        (["backlog", "--spawn", "--database-url", "postgresql://db/x"], "SQLite only"),
         (["submit", "--spawn", "--url", "http://127.0.0.1:9"], "not both"),
     ],
 )
