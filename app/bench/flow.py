@@ -91,9 +91,9 @@ async def run_flow(
         ctx.meter.end()
         producer_group = _start_producers(ctx, queue, tasks, per_request, concurrency)
         await asyncio.to_thread(producer_group.release)
-        server_cpu_before, wall_before = ctx.target.server_cpu_seconds(), time.monotonic()
+        cpu_before, wall_before = ctx.target.cpu_mark(), time.monotonic()
         producer_reports = await _follow(ctx, api, producer_group, queue, tasks)
-        server = server_figures(ctx, server_cpu_before, time.monotonic() - wall_before)
+        server = server_figures(ctx, cpu_before, time.monotonic() - wall_before)
     except BaseException:
         consumer_group.terminate()
         api.close()

@@ -124,6 +124,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / CLOCK_TICKS
 
 
+def tree_cpu_seconds(root_pid: int) -> float:
+    """CPU used by `root_pid`, its live descendants, and the children it has reaped (a
+    PostgreSQL postmaster reaps the backends of closed connections)."""
+    stat = _stat_fields(root_pid)
+    if stat is None:
+        return 0.0
+    reaped = (int(stat[13]) + int(stat[14])) / CLOCK_TICKS
+    return reaped + sum(cpu_seconds(pid) for pid in process_tree(root_pid))
+
+
 @dataclass(frozen=True, slots=True)
 class Memory:
     """Resident memory of one process now and at its peak, in MiB."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from app.settings import redact_url
@@ -36,6 +37,23 @@ def server_version(url: str) -> str | None:
     except psycopg.Error:
         return None
     return str(row[0]) if row else None
+
+
+def local_postmaster_pid(url: str) -> int | None:
+    """The pid of the PostgreSQL server at `url` when it runs on this machine and its
+    data directory is readable (a superuser's URL); else None."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5) as connection:
+            row = connection.execute("SELECT current_setting('data_directory')").fetchone()
+        if row is None:
+            return None
+        first_line = (Path(str(row[0])) / "postmaster.pid").read_text().split("\n", 1)[0]
+        pid = int(first_line)
+    except (psycopg.Error, OSError, ValueError, TypeError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import orjson
 from app.bench.api import STATES, TASK_BODY, BenchError, Context, batch_body
 from app.bench.load import ProcessGroup, Report, RequestLoad, generate_requests, split
 from app.bench.stats import Figures, cpu_percent, latency_figures, rate
+from app.bench.target import CpuMark
 
 POLL_S = 0.1
 
@@ -100,7 +101,7 @@ async def measure_group(
     ctx: Context, group: ProcessGroup, description: str, total: int | None, connections: int
 ) -> dict[str, Any]:
     """Follow a released group to its end: reports, server CPU, memory, connection spread."""
-    server_cpu_before = ctx.target.server_cpu_seconds()
+    cpu_before = ctx.target.cpu_mark()
     wall_before = time.monotonic()
     ctx.meter.begin(description, total)
     collecting = asyncio.create_task(asyncio.to_thread(group.collect))
@@ -118,16 +119,20 @@ async def measure_group(
     result: dict[str, Any] = {"reports": reports}
     if len(spread) > 1:
         result["server_connections_per_process"] = "/".join(str(count) for count in spread)
-    result.update(server_figures(ctx, server_cpu_before, wall))
+    result.update(server_figures(ctx, cpu_before, wall))
     return result
 
 
-def server_figures(ctx: Context, cpu_before: float | None, wall_s: float) -> Figures:
-    """Server CPU (% of one core) since `cpu_before`, and its memory now (local servers only)."""
-    cpu_after = ctx.target.server_cpu_seconds()
+def server_figures(ctx: Context, cpu_before: CpuMark, wall_s: float) -> Figures:
+    """Server (and local PostgreSQL) CPU, % of one core, since `cpu_before`; the server's
+    memory now. Local servers only."""
+    cpu_after = ctx.target.cpu_mark()
     figures: Figures = {}
-    if cpu_before is not None and cpu_after is not None:
-        figures["server_cpu_percent"] = cpu_percent(cpu_after - cpu_before, wall_s)
+    if cpu_before.server is not None and cpu_after.server is not None:
+        figures["server_cpu_percent"] = cpu_percent(cpu_after.server - cpu_before.server, wall_s)
+    if cpu_before.database is not None and cpu_after.database is not None:
+        used = cpu_after.database - cpu_before.database
+        figures["database_cpu_percent"] = cpu_percent(used, wall_s)
     memories = ctx.target.server_memory()
     if memories:
         figures["server_processes"] = len(memories)

@@ -35,8 +35,14 @@ from app.bench.machine import (
     memory,
     process_tree,
     serving_pid,
+    tree_cpu_seconds,
 )
-from app.bench.postgres_database import BenchDatabaseError, fresh_database, server_version
+from app.bench.postgres_database import (
+    BenchDatabaseError,
+    fresh_database,
+    local_postmaster_pid,
+    server_version,
+)
 from app.settings import Settings, redact_url
 
 READY_TIMEOUT_S = 30.0
@@ -70,6 +76,14 @@ class ServerOptions:
     keep: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class CpuMark:
+    """CPU seconds used so far by the server's processes and by a local PostgreSQL."""
+
+    server: float | None
+    database: float | None
+
+
 @dataclass
 class Target:
     """Where requests go and, for a spawned server, its processes."""
@@ -78,6 +92,16 @@ class Target:
     token: str | None
     server: SpawnedServer | None = None
     description: dict[str, Any] = field(default_factory=dict)
+
+    def cpu_mark(self) -> CpuMark:
+        return CpuMark(self.server_cpu_seconds(), self.database_cpu_seconds())
+
+    def database_cpu_seconds(self) -> float | None:
+        """CPU used so far by a PostgreSQL server on this machine (None: SQLite, whose work
+        is in the server's processes, or a database elsewhere)."""
+        if self.server is None or self.server.postmaster_pid is None:
+            return None
+        return tree_cpu_seconds(self.server.postmaster_pid)
 
     def server_pids(self) -> list[int]:
         return self.server.pids() if self.server is not None else []
@@ -118,6 +142,7 @@ class SpawnedServer:
         # With PostgreSQL the file is unused, but the token secret is made next to it.
         self.database = options.database or workdir / "bench.db"
         self.database_url: str | None = None
+        self.postmaster_pid: int | None = None
         self.log_path = workdir / "server.log"
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
@@ -285,6 +310,7 @@ def spawned_target(
                     )
                 except BenchDatabaseError as exc:
                     raise TargetError(str(exc)) from exc
+                server.postmaster_pid = local_postmaster_pid(options.database_url)
             for prepare in before_start:
                 prepare(server)
             token = server.mint_admin_token()

@@ -158,6 +158,8 @@ def test_e2e_on_postgres_runs_on_a_fresh_database_it_drops_after(
     )  # fmt: skip
     run = document["runs"][0]
     assert run["tasks"] == 500 and run["redeliveries"] == 0 and run["failed_requests"] == 0
+    # The throwaway server runs here, so its CPU is counted next to the app's.
+    assert run["database_cpu_percent"] > 0 and run["server_cpu_percent"] > 0
     target = document["target"]
     assert target["backend"] == "postgres" and target["postgres_server"].startswith("15")
     assert target["database"].startswith(admin_url.rsplit("/", 1)[0] + "/taskgate_bench_")
