@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: serve test check lint types unit install dev clean bench
+.PHONY: serve test check lint types unit install dev clean bench bench-backends
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "taskgate needs Python 3.11+"'
@@ -59,6 +59,26 @@ bench: $(DEV_STAMP)
 	$(BENCH) wake --spawn --workers 2 --samples 50 --repeat 3 --json $(BENCH_DIR)/wake-w2.json
 	$(BENCH) backlog --spawn --workers 2 --backlog 1000000 --repeat 3 --json $(BENCH_DIR)/backlog-w2.json
 	$(BENCH) plot $(BENCH_DIR)/submit-w1.json $(BENCH_DIR)/submit-w2.json -o docs/bench-throughput.png
+
+## Both backends side by side (docs/benchmarks.md): the same five commands on SQLite and
+## on PostgreSQL. TASKGATE_BENCH_DATABASE_URL names a PostgreSQL server on which each run
+## gets a fresh database, e.g. postgresql://postgres@127.0.0.1:5432/postgres (~15 minutes).
+BACKEND_RUNS = \
+	"submit --concurrency 64 --tasks 20000" \
+	"submit-batch --batch-size 1000 --concurrency 4 --tasks 200000" \
+	"e2e --tasks 50000" \
+	"e2e-single --tasks 10000" \
+	"wake --samples 50"
+bench-backends: $(DEV_STAMP)
+	@test -n "$$TASKGATE_BENCH_DATABASE_URL" || { echo "set TASKGATE_BENCH_DATABASE_URL=postgresql://…"; exit 2; }
+	mkdir -p $(BENCH_DIR)
+	@for run in $(BACKEND_RUNS); do \
+	  name=$$(echo $$run | cut -d' ' -f1); \
+	  set -x; \
+	  $(BENCH) $$run --spawn --workers 2 --repeat 3 --json $(BENCH_DIR)/sqlite-$$name.json --no-progress || exit 1; \
+	  $(BENCH) $$run --spawn --workers 2 --repeat 3 --database-url "$$TASKGATE_BENCH_DATABASE_URL" --json $(BENCH_DIR)/postgres-$$name.json --no-progress || exit 1; \
+	  set +x; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
