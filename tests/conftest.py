@@ -1,5 +1,6 @@
-"""Shared fixtures: migrated SQLite files and PostgreSQL databases, settings, and the app in
-process over httpx."""
+"""Shared fixtures: migrated SQLite files and PostgreSQL databases, the `backend` every
+backend-independent test runs on (once per backend), settings, and the app in process over
+httpx."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ from app.core.clock import Clock
 from app.main import create_app
 from app.settings import Settings, load_settings
 from app.store.migrate import migrate_sqlite
-from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - shared fixtures
+from tests.postgres_server import (  # noqa: F401 - shared fixtures
+    PostgresServer,
+    postgres_server,
+    postgres_url,
+)
 from tests.redis_server import redis_server  # noqa: F401 - a shared fixture
 
 IN_CI = os.environ.get("CI") == "true"
+BACKENDS = ["sqlite", "postgres"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,22 +55,58 @@ def db_path(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store under test, "sqlite" or "postgres": a test that uses it (directly or through
+    `make_settings`, `backend_env`…) runs once per backend. A test about the SQLite file
+    itself says so: `@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)`.
+    Session-scoped so that a package's long-lived server can take it too."""
+    name: str = request.param
+    return name
+
+
+@contextlib.contextmanager
+def backend_database(backend: str, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The TASKGATE_* variables that put a server on `backend`, for the `with` block: none
+    for SQLite (its file is the `database` setting); for PostgreSQL TASKGATE_DATABASE_URL
+    of a fresh, migrated database, dropped at exit."""
+    if backend == "sqlite":
+        yield {}
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    with server.database() as url:
+        yield {"TASKGATE_DATABASE_URL": url}
+
+
+@pytest.fixture
+def backend_env(backend: str, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """`backend_database` for one test: the environment of its app or server processes."""
+    with backend_database(backend, request) as env:
+        yield env
+
+
 SettingsFactory = Callable[..., Settings]
 
 
 @pytest.fixture
-def make_settings(db_path: Path) -> SettingsFactory:
-    """Settings for tests: the migrated file, short long-polls, fast sweeps."""
+def make_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, backend_env: dict[str, str]
+) -> SettingsFactory:
+    """Settings for tests on `backend`: a migrated SQLite file, or a PostgreSQL database
+    (its secret file still goes next to `database`); short long-polls, fast sweeps."""
+    database = (
+        request.getfixturevalue("db_path") if backend == "sqlite" else tmp_path / "taskgate.db"
+    )
 
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "database": str(db_path),
+            "database": str(database),
             "long_poll_max_seconds": 2.0,
             "sweep_interval_seconds": 0.05,
             "wake_poll_seconds": 0.02,
         }
         values.update(overrides)
-        return load_settings(environ={}, overrides=values)
+        return load_settings(environ=backend_env, overrides=values)
 
     return build
 

@@ -3,12 +3,14 @@
 The server is the local binaries' (`initdb`, `pg_ctl`): a cluster in a temp dir, on
 127.0.0.1 and a free port, without fsync (nothing here must survive a crash). initdb
 refuses root, so as root the cluster is made and run by the `postgres` system user.
-Each test gets its own database, copied from a template migrated once per session.
+Each test gets its own database, copied from a template migrated once per session;
+a longer-lived fixture takes one with `PostgresServer.database()`.
 Skipped locally when the binaries are missing; a failure in CI.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -122,13 +124,22 @@ class PostgresServer:
         migrate_postgres(self.url(TEMPLATE))
 
     def create_database(self) -> str:
-        """A fresh, migrated database (a copy of the template); its URL."""
+        """A fresh, migrated database (a copy of the template); its name."""
         name = f"taskgate_test_{next(self._names)}"
         self.admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         return name
 
     def drop_database(self, name: str) -> None:
         self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[str]:
+        """A fresh, migrated database for the `with` block (its URL), dropped at exit."""
+        name = self.create_database()
+        try:
+            yield self.url(name)
+        finally:
+            self.drop_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -152,8 +163,5 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """The URL of a freshly migrated database of its own, dropped after the test."""
-    name = postgres_server.create_database()
-    try:
-        yield postgres_server.url(name)
-    finally:
-        postgres_server.drop_database(name)
+    with postgres_server.database() as url:
+        yield url

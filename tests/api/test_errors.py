@@ -118,6 +118,34 @@ async def test_batch_over_the_limit_is_refused_whole(client: httpx.AsyncClient) 
     assert await task_count(client) == 0
 
 
+async def test_a_nul_in_stored_or_compared_text_is_422_on_every_backend(
+    client: httpx.AsyncClient,
+) -> None:
+    # PostgreSQL's text cannot hold U+0000: these once gave 503 there (and a tag with one,
+    # once stored, made every tag-filtered listing fail), while SQLite answered 200/404/409.
+    nul = "a\x00b"
+    task = (await client.post("/v1/queues/q/tasks", json={"type": "a", "tags": ["x"]})).json()
+    requests = [
+        client.get("/v1/tasks/a%00b"),
+        client.get("/v1/tasks", params={"cursor": nul}),
+        client.get("/v1/tasks", params={"tag": nul}),
+        client.get("/v1/queues/q/dead", params={"cursor": nul}),
+        client.get("/v1/schedules", params={"cursor": nul}),
+        client.post(f"/v1/tasks/{task['id']}/heartbeat", json={"lease_token": nul}),
+        client.post("/v1/tasks/complete", json={"items": [{"task_id": nul, "lease_token": "t"}]}),
+        client.post("/v1/queues/q/dead/redrive", json={"task_ids": [nul]}),
+        client.post("/v1/queues/q/pause", json={"reason": nul}),
+        client.post("/v1/queues/q/tasks", json={"type": "a", "tags": [nul]}),
+    ]
+    for request in requests:
+        assert_problem(await request, 422, "invalid-input")
+    # JSON values are stored as JSON text, where a NUL is an escape: they keep it.
+    kept = await client.post("/v1/queues/q/tasks", json={"type": "a", "payload": nul})
+    assert kept.status_code == 201 and kept.json()["payload"] == nul
+    listed = await client.get("/v1/tasks", params={"tag": "x"})
+    assert [found["id"] for found in listed.json()["tasks"]] == [task["id"]]
+
+
 async def test_field_errors_name_the_field_itself(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/queues/q/tasks", json={"delay_seconds": 1, "run_at": "2030-01-01T00:00:00Z"}

@@ -1,4 +1,5 @@
-"""schemathesis over the whole spec (all phases) against a real server process."""
+"""schemathesis over the whole spec (all phases) against a real server process, on each
+backend."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ SEED = "164172621297073247854906352424509609184"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path, backend_env: dict[str, str]) -> Iterator[ServerProcess]:
     """A real server whose long-polls are short (the fuzzer asks for waits of up to 60 s).
 
     Push delivery is off: a fuzzed webhook URL with a public address must not make the
@@ -28,7 +29,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     reports (the limits have their own tests).
     """
     unlimited = "1000000/second"
-    with server_factory(tmp_path) as start:
+    with server_factory(tmp_path, env=backend_env) as start:
         yield start(
             long_poll_max_seconds=0.2,
             log_level="warning",

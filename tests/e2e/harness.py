@@ -305,8 +305,11 @@ ServerFactory = Callable[..., ServerProcess]
 
 
 @contextlib.contextmanager
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    """`start(database=None, *, name=None, **settings)` starts a server; all die at exit."""
+def server_factory(tmp_path: Path, env: Mapping[str, str] | None = None) -> Iterator[ServerFactory]:
+    """`start(database=None, *, name=None, **settings)` starts a server; all die at exit.
+
+    `env` goes to every server: `backend_env`'s TASKGATE_DATABASE_URL puts them on PostgreSQL.
+    """
     servers: list[ServerProcess] = []
 
     def start(
@@ -317,6 +320,7 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
             log_dir=tmp_path,
             name=name or f"server{len(servers) + 1}",
             settings=settings,
+            env=env,
         )
         servers.append(server)
         return server.start()

@@ -67,8 +67,8 @@ class RunnerProcesses:
 
 
 @pytest.fixture
-def runners(start_server: ServerFactory, tmp_path: Path) -> Iterator[RunnerProcesses]:
-    server = start_server(sweep_interval_seconds=0.1)
+def runners(start_server_on_backend: ServerFactory, tmp_path: Path) -> Iterator[RunnerProcesses]:
+    server = start_server_on_backend(sweep_interval_seconds=0.1)
     marks = tmp_path / "marks"
     marks.mkdir()
     group = RunnerProcesses(server, marks)

@@ -35,8 +35,8 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def server(start_server: ServerFactory) -> ServerProcess:
-    return start_server(webhook_allow="127.0.0.1/32", sweep_interval_seconds=0.1)
+def server(start_server_on_backend: ServerFactory) -> ServerProcess:
+    return start_server_on_backend(webhook_allow="127.0.0.1/32", sweep_interval_seconds=0.1)
 
 
 def make_push(
@@ -129,8 +129,10 @@ def test_retry_after_on_a_429_sets_the_delay(server: ServerProcess, receiver: Re
     assert second["received_at"] - first["received_at"] >= 1.9
 
 
-def test_a_receiver_that_is_down_exhausts_the_attempts(start_server: ServerFactory) -> None:
-    server = start_server(webhook_allow="127.0.0.1/32")
+def test_a_receiver_that_is_down_exhausts_the_attempts(
+    start_server_on_backend: ServerFactory,
+) -> None:
+    server = start_server_on_backend(webhook_allow="127.0.0.1/32")
     nobody = f"http://127.0.0.1:{free_port()}/hook"
     with server.client() as client:
         make_push(client, "down", nobody, new_secret(), max_attempts=3)
@@ -174,9 +176,9 @@ def test_a_410_pauses_the_queue_and_keeps_the_task(
 
 
 def test_limits_hold_across_two_server_processes(
-    start_server: ServerFactory, receiver: Receiver
+    start_server_on_backend: ServerFactory, receiver: Receiver
 ) -> None:
-    server = start_server(webhook_allow="127.0.0.1/32", workers=2)
+    server = start_server_on_backend(webhook_allow="127.0.0.1/32", workers=2)
     with server.client() as client:
         make_push(client, "limited", receiver.url, receiver.secret, max_concurrency=2)
         ids = [submit(client, "limited", ["sleep:0.2"]) for _ in range(12)]
@@ -199,9 +201,9 @@ def test_dispatch_rate_is_limited(server: ServerProcess, receiver: Receiver) -> 
 
 
 def test_sigterm_hands_a_delivery_in_flight_back_and_it_is_delivered_again(
-    start_server: ServerFactory, receiver: Receiver
+    start_server_on_backend: ServerFactory, receiver: Receiver
 ) -> None:
-    server = start_server(webhook_allow="127.0.0.1/32", graceful_timeout_seconds=1)
+    server = start_server_on_backend(webhook_allow="127.0.0.1/32", graceful_timeout_seconds=1)
     with server.client() as client:
         make_push(client, "slow", receiver.url, receiver.secret, timeout_seconds=60)
         task_id = submit(client, "slow", ["sleep:30", "200"])
@@ -231,8 +233,10 @@ def test_sigterm_hands_a_delivery_in_flight_back_and_it_is_delivered_again(
         "http://user:pw@8.8.8.8/hook",
     ],
 )
-def test_ssrf_probes_are_refused_and_change_nothing(start_server: ServerFactory, url: str) -> None:
-    server = start_server()
+def test_ssrf_probes_are_refused_and_change_nothing(
+    start_server_on_backend: ServerFactory, url: str
+) -> None:
+    server = start_server_on_backend()
     with server.client() as client:
         response = client.patch(
             "/v1/queues/probe", json={"delivery": "push", "webhook": {"url": url}}

@@ -1,4 +1,5 @@
-"""Fixtures: one real server for the package, a fresh queue per test, clients, runner processes."""
+"""Fixtures: one real server for the package per backend, a fresh queue per test, clients,
+runner processes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runners import AsyncClient, Client
+from tests.conftest import backend_database
 from tests.e2e.harness import ServerProcess, server_factory
 
 from .processes import RecordingProxy, RunnerProcess
@@ -18,9 +20,15 @@ RunnerFactory = Callable[..., RunnerProcess]
 
 
 @pytest.fixture(scope="package")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One `taskgate serve` process shared by the package (each test uses its own queue)."""
-    with server_factory(tmp_path_factory.mktemp("runners")) as start:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> Iterator[ServerProcess]:
+    """One `taskgate serve` process shared by the package on each backend (so every test
+    runs as [sqlite] and [postgres]; each test uses its own queue)."""
+    with (
+        backend_database(backend, request) as env,
+        server_factory(tmp_path_factory.mktemp(f"runners-{backend}"), env=env) as start,
+    ):
         yield start(long_poll_max_seconds=2.0, sweep_interval_seconds=0.05)
 
 

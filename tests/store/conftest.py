@@ -1,9 +1,10 @@
 """The store contract suite's backends: each test runs once per backend.
 
 `store` is a store on a fresh database: a SQLite file, or a PostgreSQL database of the
-session's throwaway server. `store_twin` is a second store on the same database, as
-another server process (or host) would open it. A test that is about one backend only
-says so with `@pytest.mark.parametrize("store", [...], indirect=True)`.
+session's throwaway server, as the session-wide `backend` fixture says. `store_twin` is
+a second store on the same database, as another server process (or host) would open it.
+A test that is about one backend only says so with
+`@pytest.mark.parametrize("backend", [...], indirect=True)`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ DEFAULTS = QueueConfig(
     retention_seconds=3600,
 )
 IDEMPOTENCY_WINDOW_MS = 60_000
-BACKENDS = ["sqlite", "postgres"]
 
 
 def make_store(request: pytest.FixtureRequest, backend: str, seed: int) -> Store:
@@ -40,19 +40,20 @@ def make_store(request: pytest.FixtureRequest, backend: str, seed: int) -> Store
     return SqliteStore(SqliteOptions(path=path), DEFAULTS, IDEMPOTENCY_WINDOW_MS, rng)
 
 
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    backend = make_store(request, request.param, seed=7)
-    await backend.open()
+@pytest.fixture
+async def store(request: pytest.FixtureRequest, backend: str) -> AsyncIterator[Store]:
+    opened = make_store(request, backend, seed=7)
+    await opened.open()
     try:
-        yield backend
+        yield opened
     finally:
-        await backend.close()
+        await opened.close()
 
 
 @pytest.fixture
 async def store_twin(request: pytest.FixtureRequest, store: Store) -> AsyncIterator[Store]:
-    """A second store on the same database, as another server process would open it."""
+    """A second store on the same database, as another server process would open it (of
+    the store's kind: a module may override `store` with one backend's)."""
     twin = make_store(request, "postgres" if isinstance(store, PostgresStore) else "sqlite", 8)
     await twin.open()
     try:

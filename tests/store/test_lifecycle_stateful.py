@@ -811,7 +811,6 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
 # the machine (migrations parse SQL in Python) several times slower, turning a half-minute
 # shrink into five minutes. A pass takes seconds; the timeout leaves room for a shrink.
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_task_lifecycle_matches_model(request: pytest.FixtureRequest, backend: str) -> None:
     machine = TaskLifecycleMachine
     if backend == "postgres":

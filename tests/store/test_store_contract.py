@@ -398,7 +398,7 @@ async def test_complete_many_takes_a_task_once_and_in_item_order(store: Store) -
 
 # SQLite only: the order of operations in one group commit. PostgreSQL runs the three
 # side by side on pooled connections, in no set order, and remembers nothing between them.
-@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_queue_settings_changed_between_submits_apply_to_the_next(store: Store) -> None:
     """The writer remembers queue settings within a transaction only: a configure queued
     between two submits (one group commit for all three) is seen by the second submit."""

@@ -1,42 +1,33 @@
-"""The app and the CLI with TASKGATE_DATABASE_URL set: the PostgreSQL store is the one used."""
+"""The settings pick the store (the `backend` fixture's: SQLite file or PostgreSQL URL), and
+`taskgate migrate --database-url` migrates a PostgreSQL database."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 
 from app.cli.main import main
 from app.main import create_app
 from app.store.postgres import PostgresStore
+from app.store.sqlite import SqliteStore
 from tests.conftest import SettingsFactory, running_app
 from tests.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_task_goes_round_over_http_on_postgres(
-    make_settings: SettingsFactory, postgres_url: str
+async def test_the_app_keeps_its_tasks_in_the_store_its_settings_name(
+    make_settings: SettingsFactory, backend: str
 ) -> None:
-    app = create_app(make_settings(database_url=postgres_url, auth=False))
-    assert isinstance(app.state.store, PostgresStore)
+    app = create_app(make_settings(auth=False))
+    assert isinstance(app.state.store, PostgresStore if backend == "postgres" else SqliteStore)
     async with running_app(app) as client:
         assert (await client.get("/readyz")).status_code == 200
-        waiting = asyncio.create_task(
-            client.post("/v1/queues/q/claim", json={"worker_id": "w", "wait_seconds": 2})
-        )
-        await asyncio.sleep(0)  # the claim waits first; the submit wakes it
         submitted = await client.post("/v1/queues/q/tasks", json={"type": "t", "payload": [1]})
         assert submitted.status_code == 201
-        (claimed,) = (await waiting).json()["tasks"]
-        assert claimed["id"] == submitted.json()["id"]
-        done = await client.post(
-            f"/v1/tasks/{claimed['id']}/complete",
-            json={"lease_token": claimed["lease"]["token"], "result": {"ok": True}},
-        )
-        assert done.status_code == 200 and done.json()["state"] == "succeeded"
-        fetched = (await client.get(f"/v1/tasks/{claimed['id']}")).json()
-        assert fetched["payload"] == [1] and fetched["result"] == {"ok": True}
+    # A second app on the same settings reads the task back: it was stored, not held.
+    async with running_app(create_app(make_settings(auth=False))) as client:
+        fetched = await client.get(f"/v1/tasks/{submitted.json()['id']}")
+        assert fetched.status_code == 200 and fetched.json()["payload"] == [1]
 
 
 def test_migrate_takes_the_database_url(
