@@ -35,6 +35,10 @@ QueuePatch = dict[str, object]
 
 
 class Store(Protocol):
+    #: How many submit batches a process keeps in flight (None: no bound, the store
+    #: groups concurrent writes itself). See `service/submit_batcher.py`.
+    submit_writes_in_flight: int | None
+
     async def open(self) -> None:
         """Open connections and start background threads."""
         ...

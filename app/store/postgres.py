@@ -61,6 +61,7 @@ log = logging.getLogger("taskgate.store.postgres")
 
 # Pending events numbered per call of taskgate_publish_events (one short transaction).
 PUBLISH_BATCH = 5_000
+SUBMIT_WRITES_IN_FLIGHT = 2
 
 # A snapshot for reads of several statements that must agree with each other.
 SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
@@ -89,6 +90,9 @@ def database_error(exc: psycopg.Error) -> StoreError:
 
 class PostgresStore:
     """Store backed by a PostgreSQL database, shared by any number of processes."""
+
+    # Submits arriving while these are on their way join the next transaction.
+    submit_writes_in_flight: int | None = SUBMIT_WRITES_IN_FLIGHT
 
     def __init__(
         self,

@@ -83,6 +83,8 @@ def connect(options: SqliteOptions) -> apsw.Connection:
 class SqliteStore:
     """Store backed by one SQLite file in WAL mode."""
 
+    submit_writes_in_flight: int | None = None  # the writer thread merges them
+
     def __init__(
         self,
         options: SqliteOptions,

@@ -13,6 +13,8 @@ import pytest
 
 from app.core.errors import StoreError
 from app.core.models import SubmitOutcome
+from app.metrics.instruments import Metrics
+from app.service.submit_batcher import SubmitBatcher
 from app.store.base import Store
 from app.store.postgres import PostgresOptions, PostgresStore
 from tests.postgres_server import PostgresServer
@@ -136,6 +138,25 @@ async def test_one_key_submitted_by_two_stores_at_once_makes_one_task(
             True,
         ]
         assert len({o.task.id for o in outcomes if isinstance(o, SubmitOutcome)}) == 1
+
+
+async def test_submits_arriving_during_a_write_join_the_next_transaction(
+    store: Store, session: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    """One submit per event-loop iteration, as requests trickle in: without the batcher's
+    bound each would be a transaction of its own; with it they wait for a write in flight
+    and go in the next. Counted by the database: the distinct `xmin` of the rows."""
+    batcher = SubmitBatcher(store, Metrics.in_process())
+    submits = []
+    for _ in range(60):
+        submits.append(asyncio.ensure_future(batcher.submit(new(), NOW)))
+        await asyncio.sleep(0)  # the next arrival comes in a later loop iteration
+    outcomes = await asyncio.gather(*submits)
+    assert all(isinstance(outcome, SubmitOutcome) for outcome in outcomes)
+    cursor = await session.execute("SELECT count(*), count(DISTINCT xmin::text) FROM tasks")
+    rows, transactions = await cursor.fetchone() or (0, 0)
+    assert rows == 60
+    assert transactions <= 10  # 3 here; 60 without the bound
 
 
 # -- wake-ups -------------------------------------------------------------------------
