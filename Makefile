@@ -27,9 +27,11 @@ dev: $(DEV_STAMP)
 serve: $(RUNTIME_STAMP)
 	$(BIN)/taskgate serve
 
-## Lint, types and the whole test suite, exactly as CI runs them.
+## Lint, types and the whole test suite, exactly as CI runs them, in TEST_PROCESSES
+## processes (pytest-xdist; a test file's tests stay in one process).
+TEST_PROCESSES ?= 2
 test: $(DEV_STAMP) lint types
-	$(BIN)/coverage run -m pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --cov --cov-report=
 	$(BIN)/coverage report --include='app/core/*,app/store/*' --fail-under=85
 
 check: test
