@@ -77,7 +77,7 @@ bench-backends: $(DEV_STAMP)
 	@for run in $(BACKEND_RUNS); do \
 	  name=$$(echo $$run | cut -d' ' -f1); \
 	  set -x; \
-	  $(BENCH) $$run --spawn --workers 2 --repeat 3 --json $(BENCH_DIR)/sqlite-$$name.json --no-progress || exit 1; \
+	  env -u TASKGATE_BENCH_DATABASE_URL $(BENCH) $$run --spawn --workers 2 --repeat 3 --json $(BENCH_DIR)/sqlite-$$name.json --no-progress || exit 1; \
 	  $(BENCH) $$run --spawn --workers 2 --repeat 3 --database-url "$$TASKGATE_BENCH_DATABASE_URL" --json $(BENCH_DIR)/postgres-$$name.json --no-progress || exit 1; \
 	  set +x; \
 	done
