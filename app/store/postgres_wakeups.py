@@ -2,10 +2,14 @@
 
 Commits that may let a long-poll go on notify `taskgate_changes` (triggers of
 migrations/postgres/0001_initial.sql). Each store keeps one session of its own, outside
-the pool, that LISTENs and counts notifications; `marker` is that count. It is a hint:
-while the session is down (the server restarted, the connection was killed), the
-counter moves every `fallback_interval_s` anyway, so waiters re-check at that pace
-instead of sleeping through commits nobody told them about.
+the pool, that LISTENs and counts notifications; `marker` is that count. It is a hint,
+so the counter also moves every `fallback_interval_s` (a second) by the clock, whatever
+the session's state: while the session is down (the server restarted, the connection
+was killed), and when it looks up but hears nothing (a transaction-mode pooler between
+us and PostgreSQL drops LISTEN), waiters re-check at that pace instead of sleeping
+through commits nobody told them about. A lost notification delays a wake-up by a
+second at most; the price is one re-check per waiting claim per second, which a busy
+queue pays anyway (every commit wakes its waiters).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ KEEPALIVE_DEFAULTS: dict[str, Any] = {
 
 
 class ChangeListener:
-    """Counts the notifications of other sessions' commits; polls while it cannot."""
+    """Counts the notifications of commits, and moves on every second by the clock."""
 
     def __init__(
         self, url: str, fallback_interval_s: float = 1.0, reconnect_interval_s: float = 1.0
@@ -53,7 +57,7 @@ class ChangeListener:
 
     @property
     def listening(self) -> bool:
-        """Whether the LISTEN session is up (False: the marker moves by the clock)."""
+        """Whether the LISTEN session is up (the marker moves by the clock either way)."""
         return self._session is not None
 
     def bump(self) -> None:
@@ -64,7 +68,7 @@ class ChangeListener:
         """Start listening (connecting in the background) and the fallback clock."""
         self._tasks = [
             asyncio.create_task(self._listen_forever(), name="taskgate-listen"),
-            asyncio.create_task(self._tick_while_down(), name="taskgate-listen-fallback"),
+            asyncio.create_task(self._tick(), name="taskgate-listen-fallback"),
         ]
 
     async def stop(self) -> None:
@@ -104,8 +108,7 @@ class ChangeListener:
                 self._session = None
             await asyncio.sleep(self._reconnect_interval_s)
 
-    async def _tick_while_down(self) -> None:
+    async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self._fallback_interval_s)
-            if self._session is None:
-                self.bump()
+            self.bump()
