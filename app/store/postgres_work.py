@@ -181,12 +181,10 @@ class PostgresWorkOps:
             conn,
             self._q["task_complete"],
             {"id": task_id, "lease_token": lease_token, "result": result_json, "now": now_ms},
-        )
+        )  # the statement touches the worker too
         if row is None:
             raise await self._lease_problem(conn, task_id)
-        task = task_from_row(row)
-        await self._touch_worker(conn, task.worker_id, now_ms)
-        return task
+        return task_from_row(row)
 
     async def complete_many(
         self, conn: Connection, items: Sequence[tuple[str, str, str]], now_ms: int

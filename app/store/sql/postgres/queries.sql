@@ -209,11 +209,19 @@ WHERE id = %(id)s AND state = 'running' AND lease_token = %(lease_token)s
 RETURNING *;
 
 -- name: task_complete
-UPDATE tasks
-SET state = 'succeeded', result = %(result)s, finished_at = %(now)s, updated_at = %(now)s,
-    lease_token = NULL, lease_expires_at = NULL
-WHERE id = %(id)s AND state = 'running' AND lease_token = %(lease_token)s
-RETURNING *;
+-- One statement, so that a complete is one round trip in autocommit: the task, then its
+-- worker's last_seen_at (the same lock order as every other write of both).
+WITH done AS (
+    UPDATE tasks
+    SET state = 'succeeded', result = %(result)s, finished_at = %(now)s, updated_at = %(now)s,
+        lease_token = NULL, lease_expires_at = NULL
+    WHERE id = %(id)s AND state = 'running' AND lease_token = %(lease_token)s
+    RETURNING *
+), touched AS (
+    UPDATE workers SET last_seen_at = %(now)s
+    WHERE id = (SELECT worker_id FROM done) AND last_seen_at <= %(now)s - 1000
+)
+SELECT * FROM done;
 
 -- name: task_complete_many
 -- One statement for a batch of completions, each task id at most once.
@@ -303,8 +311,16 @@ DELETE FROM workers WHERE last_seen_at < %(cutoff)s
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE state = 'running' AND worker_id = workers.id);
 
 -- name: worker_seen
+-- Writes (and locks) the worker's row only when it is new, last seen a second ago or
+-- more, or new to this queue: a runner's concurrent claims and completes would
+-- otherwise queue up behind each other on its one row, on every node.
 INSERT INTO workers (id, first_seen_at, last_seen_at, queues)
-VALUES (%(worker_id)s, %(now)s, %(now)s, jsonb_build_array(%(queue)s::text)::text)
+SELECT %(worker_id)s, %(now)s, %(now)s, jsonb_build_array(%(queue)s::text)::text
+WHERE NOT EXISTS (
+    SELECT 1 FROM workers
+    WHERE id = %(worker_id)s AND last_seen_at > %(now)s - 1000
+      AND queues::jsonb ? %(queue)s::text
+)
 ON CONFLICT (id) DO UPDATE SET
     last_seen_at = excluded.last_seen_at,
     queues = CASE
@@ -313,10 +329,14 @@ ON CONFLICT (id) DO UPDATE SET
     END;
 
 -- name: worker_describe
-UPDATE workers SET info = %(info)s WHERE id = %(worker_id)s;
+-- Every claim of a runner carries the same description: write (and lock) only a change.
+UPDATE workers SET info = %(info)s
+WHERE id = %(worker_id)s AND info IS DISTINCT FROM %(info)s;
 
 -- name: worker_touch
-UPDATE workers SET last_seen_at = %(now)s WHERE id = %(worker_id)s;
+-- At most once a second per worker (see worker_seen).
+UPDATE workers SET last_seen_at = %(now)s
+WHERE id = %(worker_id)s AND last_seen_at <= %(now)s - 1000;
 
 -- name: worker_list
 SELECT id, first_seen_at, last_seen_at, queues, info FROM workers

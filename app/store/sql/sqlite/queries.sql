@@ -250,8 +250,15 @@ DELETE FROM workers WHERE last_seen_at < :cutoff
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE state = 'running' AND worker_id = workers.id);
 
 -- name: worker_seen
+-- Writes the worker's row only when it is new, last seen a second ago or more, or new
+-- to this queue (as PostgreSQL's, where the row lock is what this saves).
 INSERT INTO workers (id, first_seen_at, last_seen_at, queues)
-VALUES (:worker_id, :now, :now, json_array(:queue))
+SELECT :worker_id, :now, :now, json_array(:queue)
+WHERE NOT EXISTS (
+    SELECT 1 FROM workers
+    WHERE id = :worker_id AND last_seen_at > :now - 1000
+      AND EXISTS (SELECT 1 FROM json_each(workers.queues) WHERE value = :queue)
+)
 ON CONFLICT (id) DO UPDATE SET
     last_seen_at = excluded.last_seen_at,
     queues = CASE
@@ -261,10 +268,12 @@ ON CONFLICT (id) DO UPDATE SET
     END;
 
 -- name: worker_describe
-UPDATE workers SET info = :info WHERE id = :worker_id;
+-- Every claim of a runner carries the same description: write only a change.
+UPDATE workers SET info = :info WHERE id = :worker_id AND info IS NOT :info;
 
 -- name: worker_touch
-UPDATE workers SET last_seen_at = :now WHERE id = :worker_id;
+-- At most once a second per worker (see worker_seen).
+UPDATE workers SET last_seen_at = :now WHERE id = :worker_id AND last_seen_at <= :now - 1000;
 
 -- name: worker_list
 SELECT id, first_seen_at, last_seen_at, queues, info FROM workers
