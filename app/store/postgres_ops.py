@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, LiteralString
 
-import orjson
 import psycopg
 
-from app.core.errors import IdempotencyMismatch, TaskgateError
+from app.core.errors import TaskgateError
 from app.core.models import (
     DeliveryConfig,
     NewTask,
@@ -23,11 +22,14 @@ from app.core.models import (
     SubmitOutcome,
     Task,
 )
+from app.store.outcomes import check_same_request
 from app.store.rows import (
+    INSERT_COLUMNS,
+    insert_params,
+    insert_values,
     inserted_task,
     overrides_from_json,
     overrides_to_json,
-    retry_to_json,
     task_from_row,
     webhook_to_json,
 )
@@ -163,24 +165,7 @@ class PostgresWriteOps:
                 return SubmitOutcome(existing, created=False)
             # The key outlived its task (retention, a purge): it is free again.
             await conn.execute(self._q["idempotency_put"], {**key, "take_over": True})
-        row = await fetch_one(
-            conn,
-            self._q["task_insert"],
-            {
-                "id": new.id,
-                "queue": new.queue,
-                "type": new.type,
-                "payload": new.payload_json,
-                "priority": int(new.priority),
-                "max_attempts": new.max_attempts or config.max_attempts,
-                "retry": retry_to_json(new.retry.apply_to(config.retry) if new.retry else None),
-                "lease_seconds": new.lease_seconds or config.lease_seconds,
-                "run_at": new.run_at_ms,
-                "now": now_ms,
-                "idempotency_key": new.idempotency_key,
-                "tags": orjson.dumps(list(new.tags)).decode(),
-            },
-        )
+        row = await fetch_one(conn, self._q["task_insert"], insert_params(new, config, now_ms))
         return SubmitOutcome(task_from_row(row), created=True)
 
     async def _idempotent_replay(self, conn: Connection, new: NewTask) -> Task | None:
@@ -196,11 +181,7 @@ class PostgresWriteOps:
         task_row = await fetch_one(conn, self._q["task_get"], {"id": task_id})
         if task_row is None:
             return None
-        if request_hash != new.request_hash:
-            raise IdempotencyMismatch(
-                f"idempotency key {new.idempotency_key!r} was already used on queue "
-                f"{new.queue!r} with a different request (task {task_id})"
-            )
+        check_same_request(new, task_id, request_hash)
         return task_from_row(task_row)
 
     # -- dead letters and upkeep ---------------------------------------------------
@@ -244,20 +225,12 @@ class PostgresWriteOps:
 def _insert_columns(
     fresh: Sequence[tuple[int, NewTask, QueueConfig]], now_ms: int
 ) -> dict[str, Any]:
-    """The parameters of `task_insert_many`: one list per column."""
+    """The parameters of `task_insert_many`: one array per column, named as the column."""
+    rows = [insert_values(new, config) for _, new, config in fresh]
     return {
-        "ids": [new.id for _, new, _ in fresh],
-        "queues": [new.queue for _, new, _ in fresh],
-        "types": [new.type for _, new, _ in fresh],
-        "payloads": [new.payload_json for _, new, _ in fresh],
-        "priorities": [int(new.priority) for _, new, _ in fresh],
-        "max_attempts": [new.max_attempts or config.max_attempts for _, new, config in fresh],
-        "retries": [
-            retry_to_json(new.retry.apply_to(config.retry) if new.retry else None)
-            for _, new, config in fresh
-        ],
-        "lease_seconds": [new.lease_seconds or config.lease_seconds for _, new, config in fresh],
-        "run_ats": [new.run_at_ms for _, new, _ in fresh],
-        "tags": [orjson.dumps(list(new.tags)).decode() for _, new, _ in fresh],
+        **{
+            name: list(column)
+            for name, column in zip(INSERT_COLUMNS, zip(*rows, strict=True), strict=True)
+        },
         "now": now_ms,
     }

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import orjson
 
-from app.core.errors import Conflict, LeaseLost, NotFound, TaskgateError
-from app.core.lifecycle import decide_failure
-from app.core.models import ErrorReport, PushClaim, Task, TaskState
+from app.core.errors import Conflict, NotFound, TaskgateError
+from app.core.models import ErrorReport, PushClaim, Task
+from app.store.outcomes import end_attempt_params, lease_problem
 from app.store.postgres_ops import (
     Connection,
     PostgresWriteOps,
@@ -26,7 +25,6 @@ from app.store.postgres_ops import (
 from app.store.rows import task_from_row, webhook_from_json
 
 # Keep the newest errors only: a task may have up to 1,000 attempts.
-MAX_ERRORS_KEPT = 20
 
 
 class PostgresWorkOps:
@@ -274,53 +272,12 @@ class PostgresWorkOps:
     ) -> Task:
         """End the attempt of a task whose row this transaction has locked."""
         config = await self._write_ops.queue_config(conn, task.queue, now_ms)
-        outcome = decide_failure(
-            attempts=task.attempts,
-            max_attempts=task.max_attempts,
-            retry_requested=retry,
-            retry_after_ms=retry_after_ms,
-            cancel_requested=task.cancel_requested,
-            policy=task.retry or config.retry,
-            now_ms=now_ms,
-            rng=self._rng,
-        )
-        errors: list[Any] = orjson.loads(task.errors_json)
-        errors.append(
-            {
-                "type": error.type,
-                "message": error.message,
-                "traceback": error.traceback,
-                "attempt": task.attempts,
-                "at_ms": now_ms,
-            }
-        )
-        row = await fetch_one(
-            conn,
-            self._q["task_end_attempt"],
-            {
-                "id": task.id,
-                "lease_token": task.lease_token,
-                "state": outcome.state.value,
-                "run_at": outcome.run_at_ms,
-                "errors": orjson.dumps(errors[-MAX_ERRORS_KEPT:]).decode(),
-                "now": now_ms,
-            },
-        )
+        params = end_attempt_params(task, config, error, retry, retry_after_ms, now_ms, self._rng)
+        row = await fetch_one(conn, self._q["task_end_attempt"], params)
         return task_from_row(row)
 
     async def _lease_problem(self, conn: Connection, task_id: str) -> TaskgateError:
-        row = await fetch_one(conn, self._q["task_get"], {"id": task_id})
-        if row is None:
-            return NotFound(f"task {task_id!r} does not exist")
-        task = task_from_row(row)
-        if task.state is not TaskState.running:
-            return LeaseLost(
-                f"task {task_id} is {task.state.value}, not running: this lease is no longer valid"
-            )
-        return LeaseLost(
-            f"the lease token is not task {task_id}'s current lease (the lease expired and the "
-            "task was claimed again, or the token is wrong); this call changed nothing"
-        )
+        return lease_problem(task_id, await fetch_one(conn, self._q["task_get"], {"id": task_id}))
 
     async def cancel(self, conn: Connection, task_id: str, now_ms: int) -> Task:
         params = {"id": task_id, "now": now_ms}

@@ -218,8 +218,20 @@ def event_from_row(row: Any) -> TaskEvent:
     )
 
 
-# The columns of one row of `task_insert_many`, in order.
+# The columns of one row of `task_insert_many`, in order, and their names.
 InsertValues = tuple[str, str, str, str, int, int, str | None, int, int, str]
+INSERT_COLUMNS = (
+    "id",
+    "queue",
+    "type",
+    "payload",
+    "priority",
+    "max_attempts",
+    "retry",
+    "lease_seconds",
+    "run_at",
+    "tags",
+)
 
 
 def insert_values(new: NewTask, config: QueueConfig) -> InsertValues:
@@ -236,6 +248,15 @@ def insert_values(new: NewTask, config: QueueConfig) -> InsertValues:
         new.run_at_ms,
         orjson.dumps(list(new.tags)).decode(),
     )
+
+
+def insert_params(new: NewTask, config: QueueConfig, now_ms: int) -> dict[str, Any]:
+    """The parameters of `task_insert` (one task, with its idempotency key)."""
+    return {
+        **dict(zip(INSERT_COLUMNS, insert_values(new, config), strict=True)),
+        "now": now_ms,
+        "idempotency_key": new.idempotency_key,
+    }
 
 
 def inserted_task(new: NewTask, config: QueueConfig, now_ms: int) -> Task:

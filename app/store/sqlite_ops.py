@@ -9,8 +9,7 @@ from typing import Any
 import apsw
 import orjson
 
-from app.core.errors import Conflict, IdempotencyMismatch, LeaseLost, NotFound, TaskgateError
-from app.core.lifecycle import decide_failure
+from app.core.errors import Conflict, NotFound, TaskgateError
 from app.core.models import (
     DeliveryConfig,
     ErrorReport,
@@ -21,21 +20,18 @@ from app.core.models import (
     QueueOverrides,
     SubmitOutcome,
     Task,
-    TaskState,
 )
+from app.store.outcomes import check_same_request, end_attempt_params, lease_problem
 from app.store.rows import (
+    insert_params,
     insert_values,
     inserted_task,
     overrides_from_json,
     overrides_to_json,
-    retry_to_json,
     task_from_row,
     webhook_from_json,
     webhook_to_json,
 )
-
-# Keep the newest errors only: a task may have up to 1,000 attempts.
-MAX_ERRORS_KEPT = 20
 
 # Up to this many picked tasks are leased by one UPDATE each; more by one UPDATE over
 # json_each (cheaper from about 8 on; measured 41 us for 1, 775 us for 100).
@@ -179,21 +175,7 @@ class SqliteWriteOps:
         self, conn: apsw.Connection, new: NewTask, config: QueueConfig, now_ms: int
     ) -> SubmitOutcome:
         row: Any = conn.execute(
-            self._q["task_insert"],
-            {
-                "id": new.id,
-                "queue": new.queue,
-                "type": new.type,
-                "payload": new.payload_json,
-                "priority": int(new.priority),
-                "max_attempts": new.max_attempts or config.max_attempts,
-                "retry": retry_to_json(new.retry.apply_to(config.retry) if new.retry else None),
-                "lease_seconds": new.lease_seconds or config.lease_seconds,
-                "run_at": new.run_at_ms,
-                "now": now_ms,
-                "idempotency_key": new.idempotency_key,
-                "tags": orjson.dumps(list(new.tags)).decode(),
-            },
+            self._q["task_insert"], insert_params(new, config, now_ms)
         ).fetchone()
         return SubmitOutcome(task_from_row(row), created=True)
 
@@ -209,11 +191,7 @@ class SqliteWriteOps:
         task_row: Any = conn.execute(self._q["task_get"], {"id": task_id}).fetchone()
         if task_row is None:
             return None
-        if request_hash != new.request_hash:
-            raise IdempotencyMismatch(
-                f"idempotency key {new.idempotency_key!r} was already used on queue "
-                f"{new.queue!r} with a different request (task {task_id})"
-            )
+        check_same_request(new, task_id, request_hash)
         return task_from_row(task_row)
 
     # -- work -----------------------------------------------------------------------
@@ -457,52 +435,12 @@ class SqliteWriteOps:
         now_ms: int,
     ) -> Task:
         config = self.queue_config(conn, task.queue, now_ms)
-        outcome = decide_failure(
-            attempts=task.attempts,
-            max_attempts=task.max_attempts,
-            retry_requested=retry,
-            retry_after_ms=retry_after_ms,
-            cancel_requested=task.cancel_requested,
-            policy=task.retry or config.retry,
-            now_ms=now_ms,
-            rng=self._rng,
-        )
-        errors: list[Any] = orjson.loads(task.errors_json)
-        errors.append(
-            {
-                "type": error.type,
-                "message": error.message,
-                "traceback": error.traceback,
-                "attempt": task.attempts,
-                "at_ms": now_ms,
-            }
-        )
-        row: Any = conn.execute(
-            self._q["task_end_attempt"],
-            {
-                "id": task.id,
-                "lease_token": task.lease_token,
-                "state": outcome.state.value,
-                "run_at": outcome.run_at_ms,
-                "errors": orjson.dumps(errors[-MAX_ERRORS_KEPT:]).decode(),
-                "now": now_ms,
-            },
-        ).fetchone()
+        params = end_attempt_params(task, config, error, retry, retry_after_ms, now_ms, self._rng)
+        row: Any = conn.execute(self._q["task_end_attempt"], params).fetchone()
         return task_from_row(row)
 
     def _lease_problem(self, conn: apsw.Connection, task_id: str) -> TaskgateError:
-        row: Any = conn.execute(self._q["task_get"], {"id": task_id}).fetchone()
-        if row is None:
-            return NotFound(f"task {task_id!r} does not exist")
-        task = task_from_row(row)
-        if task.state is not TaskState.running:
-            return LeaseLost(
-                f"task {task_id} is {task.state.value}, not running: this lease is no longer valid"
-            )
-        return LeaseLost(
-            f"the lease token is not task {task_id}'s current lease (the lease expired and the "
-            "task was claimed again, or the token is wrong); this call changed nothing"
-        )
+        return lease_problem(task_id, conn.execute(self._q["task_get"], {"id": task_id}).fetchone())
 
     def cancel(self, conn: apsw.Connection, task_id: str, now_ms: int) -> Task:
         row: Any = conn.execute(

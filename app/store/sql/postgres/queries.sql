@@ -111,9 +111,9 @@ INSERT INTO tasks (id, queue, type, payload, priority, state, max_attempts, retr
                    lease_seconds, run_at, created_at, updated_at, tags)
 SELECT id, queue, type, payload, priority, 'queued', max_attempts, retry, lease_seconds,
        run_at, %(now)s, %(now)s, tags
-FROM unnest(%(ids)s::text[], %(queues)s::text[], %(types)s::text[], %(payloads)s::text[],
-            %(priorities)s::smallint[], %(max_attempts)s::integer[], %(retries)s::text[],
-            %(lease_seconds)s::integer[], %(run_ats)s::bigint[], %(tags)s::text[])
+FROM unnest(%(id)s::text[], %(queue)s::text[], %(type)s::text[], %(payload)s::text[],
+            %(priority)s::smallint[], %(max_attempts)s::integer[], %(retry)s::text[],
+            %(lease_seconds)s::integer[], %(run_at)s::bigint[], %(tags)s::text[])
     AS new_task (id, queue, type, payload, priority, max_attempts, retry, lease_seconds,
                  run_at, tags);
 
