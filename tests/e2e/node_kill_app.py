@@ -1,10 +1,11 @@
 """The runner process of the node-kill test: the SDK's `Runner` over a client that records.
 
-`python -m tests.e2e.node_kill_app --url … --ca … --log … --worker-id …` (token in
-$TASKGATE_TOKEN) works the `work` and `ticks` queues until SIGTERM. Every claimed task,
-every handler run and every complete or fail sent is one JSON line in the `--log` file, with
-the task id, attempt, lease token and the server's answer to that item (200, 409, or the
-error of the whole request), so the test can tell which result was accepted and which refused.
+`python -m tests.e2e.node_kill_app --url … --ca … --log … --worker-id … [--queues a,b]`
+(token in $TASKGATE_TOKEN) works the `work` and `ticks` queues (or those given) until
+SIGTERM. Every claimed task, every handler run and every complete or fail sent is one JSON
+line in the `--log` file, with the task id, attempt, lease token and the server's answer to
+that item (200, 409, or the error of the whole request), so the test can tell which result
+was accepted and which refused.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import httpx
 from runners import ApiError, AsyncClient, ClientError, Runner, Task, WorkerInfo
 from runners.models import JSON, WorkItemResult
 
-QUEUES = ("work", "ticks")
+DEFAULT_QUEUES = "work,ticks"
 CONCURRENCY = 50
 CLAIM_BATCH = 25
 POLL_SECONDS = 5.0
@@ -137,11 +138,13 @@ class RecordingClient(AsyncClient):
         )
 
 
-def build_runner(url: str, token: str, ca_file: str, worker_id: str, journal: Journal) -> Runner:
+def build_runner(
+    url: str, token: str, ca_file: str, worker_id: str, queues: Sequence[str], journal: Journal
+) -> Runner:
     """A Runner with a handler per task type of the test, each journaling its runs."""
     client = RecordingClient(url, token=token, ca_file=ca_file, journal=journal)
     runner = Runner(
-        queues=QUEUES,
+        queues=queues,
         concurrency=CONCURRENCY,
         claim_batch=CLAIM_BATCH,
         poll_seconds=POLL_SECONDS,
@@ -157,6 +160,13 @@ def build_runner(url: str, token: str, ca_file: str, worker_id: str, journal: Jo
         journal.write("ran", n=payload["n"])
         return {"n": payload["n"]}
 
+    @runner.handler("hold")
+    async def hold(payload: JSON) -> JSON:
+        assert isinstance(payload, dict)
+        await asyncio.sleep(payload["ms"] / 1000)
+        journal.write("ran", hold=payload["n"])
+        return {"held": payload["n"]}
+
     @runner.handler("tick")
     async def tick(payload: JSON) -> JSON:
         journal.write("ran", tick=True)
@@ -171,11 +181,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ca", required=True, help="the CA file that signed nginx's certificate")
     parser.add_argument("--log", required=True, help="the journal file (JSON lines, appended)")
     parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--queues", default=DEFAULT_QUEUES, help="comma-separated")
     args = parser.parse_args(argv)
     with open(args.log, "a", encoding="utf-8") as output:
         journal = Journal(output, args.worker_id)
         runner = build_runner(
-            args.url, os.environ["TASKGATE_TOKEN"], args.ca, args.worker_id, journal
+            args.url,
+            os.environ["TASKGATE_TOKEN"],
+            args.ca,
+            args.worker_id,
+            args.queues.split(","),
+            journal,
         )
         runner.run_forever()
 

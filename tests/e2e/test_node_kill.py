@@ -6,7 +6,9 @@ Afterwards every acknowledged task has succeeded, none is left queued or running
 was accepted twice (the runners' journals show at most one 200 per task, and stale leases
 refused with 409), every push task reached the receiver and succeeded once, and the
 schedule fired once per second without a gap. A runner is also stopped (SIGSTOP) across
-the kill for longer than a lease, so that its completions arrive with superseded leases.
+the kill for longer than a lease, so that its completions arrive with superseded leases: it
+is stopped while it holds tasks of its own queue (`held`, whose handler takes 1 s), so that
+it always has some.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ LEASE_SECONDS = 4
 # The stalled runner sleeps through its leases, their expiry (sweeps every 0.25 s) and the
 # redelivery of its tasks to the other runners.
 STALL_SECONDS = LEASE_SECONDS + 3.0
+# Only the stalled runner works the `held` queue; it is stopped while running these, whose
+# handler sleeps for less than a heartbeat interval (a third of the lease), so that their
+# completions go out, and are refused, when it resumes.
+HELD_TASKS = 5
+HOLD_MS = 1000
 # A push delivery's lease is its webhook timeout + 30 s (app/dispatch/webhooks.py): the
 # killed node's deliveries come back only then.
 WEBHOOK_TIMEOUT_SECONDS = 3
@@ -88,13 +95,14 @@ class Runners:
     def journal_path(self, worker_id: str) -> Path:
         return self.work_dir / f"{worker_id}.jsonl"
 
-    def start(self, worker_id: str) -> None:
+    def start(self, worker_id: str, queues: str = "work,ticks") -> None:
         with (self.work_dir / f"{worker_id}.out").open("wb") as output:
             self.processes[worker_id] = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "tests.e2e.node_kill_app"),
                     *("--url", self.cluster.url, "--ca", str(self.cluster.ca_pem)),
                     *("--log", str(self.journal_path(worker_id)), "--worker-id", worker_id),
+                    *("--queues", queues),
                 ],
                 cwd=REPO_ROOT,
                 env=clean_env({"TASKGATE_TOKEN": self.cluster.token(("tasks:work",))}),
@@ -128,6 +136,14 @@ class Runners:
             if path.exists():
                 records += [json.loads(line) for line in path.read_text().splitlines() if line]
         return records
+
+    def claimed(self, worker_id: str, queue: str) -> int:
+        """How many tasks of `queue` the runner has journaled as claimed so far."""
+        path = self.journal_path(worker_id)
+        if not path.exists():
+            return 0
+        records = (json.loads(line) for line in path.read_text().splitlines() if line)
+        return sum(record["event"] == "claimed" and record["queue"] == queue for record in records)
 
     def output(self) -> str:
         parts = []
@@ -390,7 +406,9 @@ def test_killing_a_node_loses_nothing(
         runners = Runners(cluster, tmp_path)
         runners_for.append(runners)
         worker_ids = [f"runner-{n}" for n in range(1, RUNNERS + 1)]
-        for worker_id in worker_ids:
+        stalled = worker_ids[0]
+        runners.start(stalled, queues="work,ticks,held")
+        for worker_id in worker_ids[1:]:
             runners.start(worker_id)
         wait_until(
             lambda: {w["id"] for w in http.get("/v1/workers").json()["workers"]} >= set(worker_ids),
@@ -419,7 +437,15 @@ def test_killing_a_node_loses_nothing(
             timeout_s=30,
             interval_s=0.05,
         )
-        stalled = worker_ids[0]
+        holds = [{"type": "hold", "payload": {"n": n, "ms": HOLD_MS}} for n in range(HELD_TASKS)]
+        response = http.post("/v1/queues/held/tasks/batch", json={"tasks": holds})
+        assert response.status_code == 200, response.text
+        wait_until(
+            lambda: runners.claimed(stalled, "held") >= HELD_TASKS,
+            f"{stalled} to run the held tasks",
+            timeout_s=30,
+            interval_s=0.02,
+        )
         kill_offset = time.monotonic() - load_started
         killed_at = time.time()
         runners.send_signal(stalled, signal.SIGSTOP)
@@ -437,7 +463,11 @@ def test_killing_a_node_loses_nothing(
         assert (len(producer.pull), len(producer.push)) == (PULL_TASKS, PUSH_TASKS)
 
         wait_for(
-            lambda: drained(http, "work", PULL_TASKS) and drained(http, "hooks", PUSH_TASKS),
+            lambda: (
+                drained(http, "work", PULL_TASKS)
+                and drained(http, "hooks", PUSH_TASKS)
+                and drained(http, "held", HELD_TASKS)
+            ),
             lambda: (
                 f"all pull and push tasks to succeed (pull: {counts(http, 'work')}, "
                 f"push: {counts(http, 'hooks')})\n{cluster.output()}\n{runners.output()}"
@@ -455,7 +485,8 @@ def test_killing_a_node_loses_nothing(
         pull = all_tasks(http, "work")
         push = all_tasks(http, "hooks")
         ticks = all_tasks(http, "ticks")
-        queues = {name: counts(http, name) for name in ("work", "hooks", "ticks")}
+        held_tasks = all_tasks(http, "held")
+        queues = {name: counts(http, name) for name in ("work", "hooks", "ticks", "held")}
         upstreams = cluster.upstream_counts()
         upstreams_after_restart = cluster.upstream_counts(since_line=restarted_at_line)
         nginx_log = cluster.nginx_access_log()
@@ -489,11 +520,12 @@ def test_killing_a_node_loses_nothing(
     assert set(ran) == set(range(PULL_TASKS)), "a pull task succeeded without its handler running"
 
     # Results accepted once; stale leases refused.
-    superseded, repeats = check_results_accepted_once([*pull, *ticks], journal)
+    superseded, repeats = check_results_accepted_once([*pull, *ticks, *held_tasks], journal)
     fails = [record for record in journal if record["event"] == "fail"]
     assert not fails, f"the handlers never fail, yet: {fails[:5]}"
-    assert superseded > 0, "the stalled runner's completions should have been refused (409)"
-    redelivered = [task for task in [*pull, *ticks] if task["attempts"] > 1]
+    assert all(task["attempts"] > 1 for task in held_tasks), held_tasks
+    assert superseded >= HELD_TASKS, "the stalled runner's completions should have been refused"
+    redelivered = [task for task in [*pull, *ticks, *held_tasks] if task["attempts"] > 1]
     for task in redelivered:
         assert {error["type"] for error in task["errors"]} == {"LeaseExpired"}, task
     reasons = explain_redeliveries(redelivered, journal, stalled)
@@ -536,10 +568,11 @@ def test_killing_a_node_loses_nothing(
     assert upstreams_after_restart[victim.name] > 0, upstreams_after_restart
     print(
         f"\nnode-kill [{backend.name}]: {PULL_TASKS} pull tasks + {PUSH_TASKS} push + "
-        f"{len(ticks)} scheduled, all succeeded; {cluster.nodes[KILLED_NODE].name} SIGKILLed "
-        f"at +{kill_offset:.1f} s of the load (after {KILL_AT_SUCCEEDED} succeeded), back "
-        f"after {DOWN_SECONDS:g} s, cutting {cut_by_kill} requests (502 from nginx); redeliveries "
-        f"(attempts > 1): {len(redelivered)} pull/tick ({dict(sorted(reasons.items()))}), "
+        f"{len(ticks)} scheduled + {HELD_TASKS} held, all succeeded; "
+        f"{cluster.nodes[KILLED_NODE].name} SIGKILLed at +{kill_offset:.1f} s of the load "
+        f"(after {KILL_AT_SUCCEEDED} succeeded), back after {DOWN_SECONDS:g} s, cutting "
+        f"{cut_by_kill} requests (502 from nginx); redeliveries (attempts > 1): "
+        f"{len(redelivered)} pull/tick/held ({dict(sorted(reasons.items()))}), "
         f"{push_redelivered} push; refused completes (409): {superseded} superseded lease, "
         f"{repeats} repeats; producer batches repeated: {producer.repeated_batches} "
         f"({producer.replayed_items} items replayed); push deliveries: {len(deliveries)} "
@@ -552,8 +585,9 @@ def test_killing_a_node_loses_nothing(
 
 
 def set_up_queues(http: httpx.Client, receiver: Receiver) -> None:
-    """Short leases on the pull queues; the push queue; the every-second schedule."""
-    for queue in ("work", "ticks"):
+    """Short leases on the pull queues (`held` too); the push queue; the every-second
+    schedule."""
+    for queue in ("work", "ticks", "held"):
         response = http.patch(f"/v1/queues/{queue}", json=QUEUE_SETTINGS)
         assert response.status_code == 200, response.text
     response = http.patch(
