@@ -40,6 +40,11 @@ from app.dispatch.ssrf import (
 log = logging.getLogger("taskgate.dispatch")
 
 MAX_RESPONSE_BYTES = 1024 * 1024
+# An idle pooled connection is dropped before the receiver would close it: servers close
+# idle keep-alive connections after 2 s (gunicorn) to 5 s (uvicorn, Node.js), and a
+# delivery sent on a connection the receiver is closing at that moment fails with a
+# connection error and uses up an attempt. (httpx's own default is 5 s.)
+KEEPALIVE_EXPIRY_S = 1.5
 
 
 def user_agent() -> str:
@@ -194,5 +199,6 @@ def new_client(webhook: Webhook) -> httpx.AsyncClient:
         limits=httpx.Limits(
             max_connections=webhook.max_concurrency,
             max_keepalive_connections=min(webhook.max_concurrency, 20),
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
         ),
     )
