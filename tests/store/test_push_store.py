@@ -48,11 +48,14 @@ async def test_other_config_changes_keep_the_delivery(store: Store) -> None:
     assert info.config.max_attempts == 9
 
 
-async def test_pull_claims_on_a_push_queue_are_refused(store: Store) -> None:
+async def test_pull_claims_on_a_push_queue_are_refused_and_change_nothing(store: Store) -> None:
     await make_push_queue(store)
-    await submit_one(store, new())
+    task = (await submit_one(store, new())).task
     with pytest.raises(Conflict):
-        await store.claim("q", "w", 1, None, None, NOW)
+        await store.claim("q", "w", 1, None, None, NOW, worker_info={"host": "h"})
+    assert await store.list_workers(10) == []
+    again = await store.get_task(task.id)
+    assert again is not None and again.state is TaskState.queued and again.attempts == 0
 
 
 async def test_push_claims_stop_at_max_concurrency_counting_every_holder(store: Store) -> None:
