@@ -24,8 +24,6 @@ from app.store.postgres_ops import (
 )
 from app.store.rows import task_from_row, webhook_from_json
 
-# Keep the newest errors only: a task may have up to 1,000 attempts.
-
 
 class PostgresWorkOps:
     """Claims, heartbeats, completions, failures, cancels and lease expiry."""
