@@ -7,7 +7,7 @@ was accepted twice (the runners' journals show at most one 200 per task, and sta
 refused with 409), every push task reached the receiver and succeeded once, and the
 schedule fired once per second without a gap. A runner is also stopped (SIGSTOP) across
 the kill for longer than a lease, so that its completions arrive with superseded leases: it
-is stopped while it holds tasks of its own queue (`held`, whose handler takes 1 s), so that
+is stopped while it holds tasks of its own queue (`held`, whose handler takes 5 s), so that
 it always has some.
 """
 
@@ -54,11 +54,11 @@ LEASE_SECONDS = 4
 # The stalled runner sleeps through its leases, their expiry (sweeps every 0.25 s) and the
 # redelivery of its tasks to the other runners.
 STALL_SECONDS = LEASE_SECONDS + 3.0
-# Only the stalled runner works the `held` queue; it is stopped while running these, whose
-# handler sleeps for less than a heartbeat interval (a third of the lease), so that their
-# completions go out, and are refused, when it resumes.
+# Only the stalled runner works the `held` queue; it is stopped while running these. Their
+# handler sleeps long enough to cover the wait for the victim to be delivering, and less
+# than the stop: when the runner resumes, their completions go out and are refused.
 HELD_TASKS = 5
-HOLD_MS = 1000
+HOLD_MS = 5000
 # A push delivery's lease is its webhook timeout + 30 s (app/dispatch/webhooks.py): the
 # killed node's deliveries come back only then.
 WEBHOOK_TIMEOUT_SECONDS = 3
@@ -431,12 +431,6 @@ def test_killing_a_node_loses_nothing(
             interval_s=0.2,
         )
         cluster.note_pids()
-        wait_until(
-            lambda: killed_run in delivering_nodes(cluster, http),
-            f"{victim.name} to be delivering a push task",
-            timeout_s=30,
-            interval_s=0.05,
-        )
         holds = [{"type": "hold", "payload": {"n": n, "ms": HOLD_MS}} for n in range(HELD_TASKS)]
         response = http.post("/v1/queues/held/tasks/batch", json={"tasks": holds})
         assert response.status_code == 200, response.text
@@ -446,6 +440,14 @@ def test_killing_a_node_loses_nothing(
             timeout_s=30,
             interval_s=0.02,
         )
+        held_since = time.monotonic()
+        wait_until(
+            lambda: killed_run in delivering_nodes(cluster, http),
+            f"{victim.name} to be delivering a push task",
+            timeout_s=30,
+            interval_s=0.05,
+        )
+        assert time.monotonic() - held_since < HOLD_MS / 1000, "the held tasks ended first"
         kill_offset = time.monotonic() - load_started
         killed_at = time.time()
         runners.send_signal(stalled, signal.SIGSTOP)
