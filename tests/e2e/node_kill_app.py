@@ -16,7 +16,7 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import IO, Any
 
 import httpx
@@ -153,19 +153,19 @@ def build_runner(
         client=client,
     )
 
-    @runner.handler("work")
-    async def work(payload: JSON) -> JSON:
-        assert isinstance(payload, dict)
-        await asyncio.sleep(payload["ms"] / 1000)
-        journal.write("ran", n=payload["n"])
-        return {"n": payload["n"]}
+    def sleeper(key: str) -> Callable[[JSON], Awaitable[JSON]]:
+        """Sleeps `ms`, journals the run as {key: n} and returns {key: n}."""
 
-    @runner.handler("hold")
-    async def hold(payload: JSON) -> JSON:
-        assert isinstance(payload, dict)
-        await asyncio.sleep(payload["ms"] / 1000)
-        journal.write("ran", hold=payload["n"])
-        return {"held": payload["n"]}
+        async def handle(payload: JSON) -> JSON:
+            assert isinstance(payload, dict)
+            await asyncio.sleep(payload["ms"] / 1000)
+            journal.write("ran", **{key: payload["n"]})
+            return {key: payload["n"]}
+
+        return handle
+
+    runner.handler("work")(sleeper("n"))
+    runner.handler("hold")(sleeper("hold"))
 
     @runner.handler("tick")
     async def tick(payload: JSON) -> JSON:
